@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL 15 clusters under target/clusters/NAME, on a loopback
+# port, owned by user postgres when run as root (PostgreSQL refuses root).
+#   cluster.sh start NAME PORT [postgres -c options...]   (fresh unless KEEP=1)
+#   cluster.sh stop NAME
+#   cluster.sh psql NAME [psql args...]
+set -euo pipefail
+
+BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cmd=${1:?usage: cluster.sh start|stop|psql NAME [PORT]}
+name=${2:?cluster name}
+dir="$ROOT/target/clusters/$name"
+
+as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then sudo -u postgres "$@"; else "$@"; fi
+}
+
+port_of() { cat "$dir/port"; }
+
+case "$cmd" in
+start)
+    port=${3:?port}
+    shift 3
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_owner "$BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$dir"
+        if ! sudo -u postgres test -w "$dir"; then
+            echo "user postgres cannot write $dir: make the path to this checkout traversable (chmod o+x on its parents)" >&2
+            exit 1
+        fi
+    fi
+    echo "$port" > "$dir/port.tmp" && mv "$dir/port.tmp" "$dir/port"
+    as_owner "$BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; exit 1; }
+    opts="-p $port -k $dir -c listen_addresses=127.0.0.1"
+    for extra in "$@"; do opts="$opts -c $extra"; done
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -o "$opts" -l "$dir/server.log" -w start >/dev/null \
+        || { cat "$dir/server.log" >&2; exit 1; }
+    ;;
+stop)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_owner "$BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    fi
+    ;;
+psql)
+    shift 2
+    exec psql -h 127.0.0.1 -p "$(port_of)" -U postgres "$@"
+    ;;
+*)
+    echo "unknown command $cmd" >&2
+    exit 2
+    ;;
+esac

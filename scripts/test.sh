@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# make test: the pure unit tests and #[pg_test] tests through cargo-pgrx, then
+# the end-to-end tests (psql plans, CONCURRENTLY, concurrent sessions, killed
+# backends) against a fresh scratch cluster.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+TEST_PORT=${TEST_PORT:-54331}
+SUDO_FLAG=""
+[ "$(id -u)" -eq 0 ] || SUDO_FLAG=--sudo
+
+say() { printf '\n==> %s\n' "$*"; }
+
+say "unit and #[pg_test] tests (cargo pgrx test)"
+pgdata="$ROOT/target/pgrx-test-data"
+rm -rf "$pgdata"
+if [ "$(id -u)" -eq 0 ]; then
+    install -d -o postgres "$pgdata"
+    cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
+else
+    cargo pgrx test pg15
+fi
+
+say "installing the extension for the end-to-end tests"
+cargo pgrx install --pg-config "$PG_CONFIG" $SUDO_FLAG >/dev/null
+
+say "end-to-end tests on a scratch cluster (port $TEST_PORT)"
+scripts/venv.sh
+scripts/cluster.sh start test "$TEST_PORT"
+trap 'scripts/cluster.sh stop test' EXIT
+PGM_TEST_PORT=$TEST_PORT PGM_ROOT=$ROOT .venv/bin/python -m pytest -q tests/e2e

@@ -1,0 +1,30 @@
+//! pg_migrate: Alembic-style schema revisions applied from inside PostgreSQL.
+//!
+//! Layout: `revisions` is the pure core (file parser, revision graph, target
+//! grammar) with no pgrx in it; `server_sql` wraps the server's SQL parser;
+//! `store` reads and writes schema `migrate`; `engine` runs revisions;
+//! `sql_api` is the thin SQL surface.
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+mod engine;
+mod errors;
+pub mod revisions;
+mod server_sql;
+mod sql_api;
+mod store;
+mod subxact;
+
+extension_sql_file!("schema.sql", name = "schema", bootstrap);
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

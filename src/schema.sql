@@ -1,0 +1,78 @@
+-- pg_migrate's state. Everything lives in schema "migrate", readable by everyone,
+-- writable by the extension's owner (and whoever the owner grants it to).
+CREATE SCHEMA IF NOT EXISTS migrate;
+COMMENT ON SCHEMA migrate IS 'pg_migrate: revision definitions, applied state and the audit log';
+
+-- One row per loaded migration file.
+CREATE TABLE migrate.revisions (
+    revision_id    text PRIMARY KEY,
+    message        text NOT NULL DEFAULT '',
+    down_revisions text[] NOT NULL DEFAULT '{}',
+    branch_labels  text[] NOT NULL DEFAULT '{}',
+    depends_on     text[] NOT NULL DEFAULT '{}',
+    transactional  boolean NOT NULL DEFAULT true,
+    create_date    text,
+    upgrade_sql    text NOT NULL,
+    downgrade_sql  text,
+    upgrade_line   integer NOT NULL DEFAULT 1,
+    downgrade_line integer,
+    checksum       text NOT NULL,
+    source_file    text,
+    source         text NOT NULL,
+    loaded_at      timestamptz NOT NULL DEFAULT now(),
+    loaded_by      text NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE migrate.revisions IS 'Loaded revision definitions (one per migration file)';
+COMMENT ON COLUMN migrate.revisions.checksum IS 'sha256 of the upgrade section text';
+
+-- One row per applied revision.
+CREATE TABLE migrate.applied (
+    revision_id text PRIMARY KEY,
+    checksum    text,
+    applied_at  timestamptz NOT NULL,
+    applied_by  text NOT NULL,
+    duration    interval,
+    method      text NOT NULL CHECK (method IN ('function', 'plan', 'sql', 'stamp'))
+);
+COMMENT ON TABLE migrate.applied IS 'Applied revisions, with the checksum of the text that ran';
+COMMENT ON COLUMN migrate.applied.duration IS 'NULL when stamped: no SQL ran';
+
+-- Append-only audit log.
+CREATE TABLE migrate.events (
+    event_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    occurred_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge')),
+    revision_id  text,
+    checksum     text,
+    duration     interval,
+    method       text,
+    detail       text,
+    performed_by text NOT NULL DEFAULT current_user,
+    session_role text NOT NULL DEFAULT session_user,
+    backend_pid  integer NOT NULL DEFAULT pg_backend_pid(),
+    xid          xid8 DEFAULT pg_current_xact_id()
+);
+COMMENT ON TABLE migrate.events IS 'Append-only log of every upgrade, downgrade, stamp and load';
+CREATE INDEX events_revision_id_idx ON migrate.events (revision_id);
+
+CREATE FUNCTION migrate.events_are_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    RAISE EXCEPTION 'migrate.events is append-only'
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'The audit log keeps every upgrade, downgrade and stamp; rows are never changed or removed.';
+END
+$$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON migrate.events
+    FOR EACH ROW EXECUTE FUNCTION migrate.events_are_append_only();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON migrate.events
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.events_are_append_only();
+
+GRANT USAGE ON SCHEMA migrate TO PUBLIC;
+GRANT SELECT ON migrate.revisions, migrate.applied, migrate.events TO PUBLIC;
+
+-- Extension tables are left out of pg_dump unless registered: the state must survive a dump.
+SELECT pg_catalog.pg_extension_config_dump('migrate.revisions', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.applied', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.events', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.events', 'event_id'), '');

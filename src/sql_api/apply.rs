@@ -1,0 +1,146 @@
+//! Moving the applied state: migrate_upgrade(), migrate_downgrade(), migrate_stamp().
+//!
+//! Upgrade and downgrade run the user's migrations, so they do not pin
+//! search_path: migrations run with the caller's, as they would from psql.
+//! Every internal query is schema-qualified instead.
+
+use pgrx::datum::Interval;
+use pgrx::prelude::*;
+
+use crate::engine::{self, acquire_lock, LockScope, StepOutcome};
+use crate::errors::{raise, raise_graph_error, raise_target_error};
+use crate::revisions::graph::{Direction, Step};
+use crate::revisions::target::{parse_target, Target};
+use crate::store::{self, LoadedGraph, Method, StepRecord};
+
+pub type StepRows = TableIterator<
+    'static,
+    (
+        name!(revision, String),
+        name!(direction, String),
+        name!(message, String),
+        name!(duration, Option<Interval>),
+    ),
+>;
+
+pub fn parse_target_or_raise(text: &str) -> Target {
+    parse_target(text).unwrap_or_else(|error| raise_target_error(&error))
+}
+
+pub fn parse_direction(text: &str) -> Direction {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "upgrade" | "up" => Direction::Upgrade,
+        "downgrade" | "down" => Direction::Downgrade,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown direction \"{text}\""),
+            None,
+            Some("Use 'upgrade' or 'downgrade'.".into()),
+        ),
+    }
+}
+
+/// The steps that moving to `target` takes from the current state.
+pub fn plan_steps(
+    loaded: &LoadedGraph,
+    applied: &std::collections::HashSet<String>,
+    target: &Target,
+    direction: Direction,
+) -> Vec<Step> {
+    let plan = match direction {
+        Direction::Upgrade => loaded.graph.upgrade_plan(applied, target),
+        Direction::Downgrade => loaded.graph.downgrade_plan(applied, target),
+    };
+    plan.unwrap_or_else(|error| raise_graph_error(&error))
+}
+
+pub fn step_rows(outcomes: Vec<StepOutcome>) -> StepRows {
+    TableIterator::new(outcomes.into_iter().map(|o| {
+        (o.revision, o.direction.as_str().to_string(), o.message, o.duration)
+    }))
+}
+
+fn run(target_text: &str, direction: Direction) -> StepRows {
+    let target = parse_target_or_raise(target_text);
+    let outcomes = Spi::connect_mut(|client| {
+        acquire_lock(client, LockScope::Transaction);
+        let loaded = store::load_graph(client);
+        let applied = store::applied_ids(client);
+        let steps = plan_steps(&loaded, &applied, &target, direction);
+        engine::check_runnable(&loaded, &steps, target_text);
+        engine::apply_steps(client, &loaded, &steps, Method::Function)
+    });
+    if outcomes.is_empty() {
+        notice!("nothing to {}: the database is already at '{target_text}'", direction.as_str());
+    }
+    step_rows(outcomes)
+}
+
+/// Apply every revision needed to reach `target`, in one transaction.
+#[pg_extern(volatile)]
+fn migrate_upgrade(target: default!(&str, "'head'")) -> StepRows {
+    run(target, Direction::Upgrade)
+}
+
+/// Undo applied revisions down to `target`, in one transaction.
+#[pg_extern(volatile)]
+fn migrate_downgrade(target: &str) -> StepRows {
+    run(target, Direction::Downgrade)
+}
+
+/// Set the applied state to `target` without running any SQL (`alembic stamp`).
+/// With `purge`, first forget every applied revision, known or not.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn migrate_stamp(target: &str, purge: default!(bool, false)) -> StepRows {
+    let parsed = parse_target_or_raise(target);
+    let outcomes = Spi::connect_mut(|client| {
+        acquire_lock(client, LockScope::Transaction);
+        let loaded = store::load_graph(client);
+        let mut applied = store::applied_ids(client);
+        let mut records = Vec::new();
+        let now = store::now_us();
+        if purge {
+            let mut forgotten: Vec<&String> = applied.iter().collect();
+            forgotten.sort();
+            records.extend(forgotten.into_iter().map(|id| StepRecord {
+                revision: id.clone(),
+                direction: Direction::Downgrade,
+                checksum: None,
+                started_at: now,
+                duration_us: None,
+            }));
+            store::record_steps(client, Method::Stamp, &records);
+            applied.clear();
+        }
+        let steps = loaded
+            .graph
+            .stamp_plan(&applied, &parsed)
+            .unwrap_or_else(|error| raise_graph_error(&error));
+        let stamped: Vec<StepRecord> = steps
+            .iter()
+            .map(|step| StepRecord {
+                revision: step.revision.clone(),
+                direction: step.direction,
+                checksum: loaded.definitions.get(&step.revision).map(|d| d.checksum.clone()),
+                started_at: now,
+                duration_us: None,
+            })
+            .collect();
+        store::record_steps(client, Method::Stamp, &stamped);
+        records.extend(stamped);
+        records
+            .into_iter()
+            .map(|record| StepOutcome {
+                message: loaded
+                    .graph
+                    .get(&record.revision)
+                    .map_or_else(|| "(no definition)".to_string(), |n| n.message.clone()),
+                revision: record.revision,
+                direction: record.direction,
+                duration: None,
+            })
+            .collect::<Vec<_>>()
+    });
+    step_rows(outcomes)
+}

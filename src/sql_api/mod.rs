@@ -1,0 +1,8 @@
+//! The SQL surface. Each function maps its arguments onto the pure cores in
+//! `revisions` and the runtime in `engine`; no logic of its own lives here.
+
+pub mod apply;
+pub mod inspect;
+pub mod load;
+pub mod roundtrip;
+pub mod scripts;

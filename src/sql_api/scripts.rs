@@ -1,0 +1,469 @@
+//! Running revisions outside one function call: the psql plan (`migrate_plan()`
+//! \gexec) for statements that must run at top level, such as CREATE INDEX
+//! CONCURRENTLY, and the offline script (`migrate_sql()`), Alembic's `--sql`.
+//!
+//! Both are sequences of top-level statements. The bookkeeping functions in
+//! schema `migrate` check, before and after a revision's statements, that the
+//! state is what the plan expected, so a stale or half-run plan cannot record
+//! a revision that did not really apply.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::ffi::c_void;
+use std::time::Instant;
+
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, SpiClient};
+
+use super::apply::{parse_direction, parse_target_or_raise, plan_steps, step_rows, StepRows};
+use crate::engine::{self, acquire_lock, step_banner, LockScope};
+use crate::errors::{raise, OrRaise};
+use crate::revisions::graph::{Direction, RevisionNode, Step};
+use crate::server_sql::{self, ConcurrentIndex, StatementKind};
+use crate::store::{self, Body, LoadedGraph, Method, StepRecord};
+
+/// A revision whose statements psql is running one by one in this session.
+struct ActiveStep {
+    revision: String,
+    direction: Direction,
+    started_at: i64,
+    clock: Instant,
+    /// Set when any transaction of this session aborts after begin_step().
+    failed: bool,
+}
+
+thread_local! {
+    static ACTIVE_STEP: RefCell<Option<ActiveStep>> = const { RefCell::new(None) };
+    static ABORT_WATCH_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Without ON_ERROR_STOP, psql carries on after a failed statement; this is how
+/// end_step() still learns that one of the revision's statements failed.
+unsafe extern "C-unwind" fn note_abort(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
+        ACTIVE_STEP.with(|active| {
+            if let Ok(mut active) = active.try_borrow_mut() {
+                if let Some(step) = active.as_mut() {
+                    step.failed = true;
+                }
+            }
+        });
+    }
+}
+
+fn watch_aborts() {
+    if !ABORT_WATCH_REGISTERED.with(Cell::get) {
+        // SAFETY: registered once per backend; the callback only touches a thread-local.
+        unsafe { pg_sys::RegisterXactCallback(Some(note_abort), std::ptr::null_mut()) };
+        ABORT_WATCH_REGISTERED.with(|registered| registered.set(true));
+    }
+}
+
+/// Check that `revision` can take `direction` now, exactly as the plan assumed.
+fn check_step<'g>(
+    loaded: &'g LoadedGraph,
+    applied: &HashSet<String>,
+    revision: &str,
+    direction: Direction,
+    checksum: &str,
+) -> &'g RevisionNode {
+    let stale = |message: String| -> ! {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            message,
+            Some("The plan or script was made for a different state. Nothing was applied for this revision.".into()),
+            Some("Make the plan again: SELECT * FROM migrate_plan('<target>') \\gexec".into()),
+        )
+    };
+    let Some(node) = loaded.graph.get(revision) else {
+        stale(format!("revision {revision} is not defined in this database"))
+    };
+    if loaded.definitions.get(revision).map(|d| d.checksum.as_str()) != Some(checksum) {
+        stale(format!("revision {revision} was reloaded with a different text after the plan was made"));
+    }
+    match direction {
+        Direction::Upgrade => {
+            if applied.contains(revision) {
+                stale(format!("revision {revision} is already applied"));
+            }
+            if let Some(missing) = node.parents.iter().chain(&node.depends_on).find(|p| !applied.contains(*p)) {
+                stale(format!("revision {revision} needs {missing}, which is not applied"));
+            }
+        }
+        Direction::Downgrade => {
+            if !applied.contains(revision) {
+                stale(format!("revision {revision} is not applied"));
+            }
+            let blocker = loaded.definitions.values().map(|d| &d.node).find(|other| {
+                applied.contains(&other.id)
+                    && (other.parents.iter().any(|p| p == revision) || other.depends_on.iter().any(|d| d == revision))
+            });
+            if let Some(other) = blocker {
+                stale(format!("revision {revision} cannot be downgraded while {} is applied", other.id));
+            }
+        }
+    }
+    node
+}
+
+/// Take the migration lock for this session (first statement of a plan).
+#[pg_schema]
+pub mod migrate {
+    use super::*;
+
+    #[pg_extern(volatile)]
+    #[search_path(pg_catalog, pg_temp)]
+    fn lock() -> String {
+        Spi::connect(|client| acquire_lock(client, LockScope::Session));
+        "pg_migrate lock acquired".to_string()
+    }
+
+    #[pg_extern(volatile)]
+    #[search_path(pg_catalog, pg_temp)]
+    fn unlock() -> String {
+        let released = Spi::connect(|client| engine::release_session_lock(client));
+        if released { "pg_migrate lock released" } else { "pg_migrate lock was not held" }.to_string()
+    }
+
+    /// Apply exactly one transactional revision (one row of a plan).
+    #[pg_extern(volatile)]
+    fn apply_step(
+        revision: &str,
+        direction: &str,
+        checksum: &str,
+        method: default!(&str, "'plan'"),
+    ) -> StepRows {
+        let direction = parse_direction(direction);
+        let method = parse_method(method);
+        let outcomes = Spi::connect_mut(|client| {
+            acquire_lock(client, LockScope::Transaction);
+            let loaded = store::load_graph(client);
+            let applied = store::applied_ids(client);
+            let node = check_step(&loaded, &applied, revision, direction, checksum);
+            let step = single_step(node, direction);
+            engine::check_runnable(&loaded, std::slice::from_ref(&step), revision);
+            engine::apply_steps(client, &loaded, &[step], method)
+        });
+        step_rows(outcomes)
+    }
+
+    /// Before a revision's statements run at top level: check the state, start the clock.
+    #[pg_extern(volatile)]
+    #[search_path(pg_catalog, pg_temp)]
+    fn begin_step(revision: &str, direction: &str, checksum: &str) -> String {
+        let direction = parse_direction(direction);
+        let banner = Spi::connect(|client| {
+            acquire_lock(client, LockScope::Transaction);
+            let loaded = store::load_graph(client);
+            let applied = store::applied_ids(client);
+            let node = check_step(&loaded, &applied, revision, direction, checksum);
+            step_banner(&single_step(node, direction), &node.message)
+        });
+        watch_aborts();
+        ACTIVE_STEP.with(|active| {
+            *active.borrow_mut() = Some(ActiveStep {
+                revision: revision.to_string(),
+                direction,
+                started_at: store::now_us(),
+                clock: Instant::now(),
+                failed: false,
+            })
+        });
+        notice!("{banner}");
+        banner
+    }
+
+    /// After a revision's statements ran: record it, unless one of them failed.
+    #[pg_extern(volatile)]
+    fn end_step(revision: &str, direction: &str, checksum: &str, method: default!(&str, "'plan'")) -> String {
+        let direction = parse_direction(direction);
+        let method = parse_method(method);
+        let active = ACTIVE_STEP.with(|active| active.borrow_mut().take());
+        let Some(active) = active.filter(|a| a.revision == revision && a.direction == direction) else {
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("no migrate.begin_step('{revision}', '{}') ran in this session", direction.as_str()),
+                Some("The revision's statements were not run by this plan, so it is not recorded.".into()),
+                Some("Run the whole plan in one psql session: SELECT * FROM migrate_plan('<target>') \\gexec".into()),
+            )
+        };
+        if active.failed {
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("a statement of revision {revision} failed; it is not recorded as {}d", direction.as_str()),
+                Some("An error was reported above, after migrate.begin_step(). Statements that did succeed \
+                      are not undone: a non-transactional revision runs without a transaction."
+                    .into()),
+                Some("Fix the cause, then make and run the plan again (with \\set ON_ERROR_STOP on).".into()),
+            );
+        }
+        Spi::connect_mut(|client| {
+            acquire_lock(client, LockScope::Transaction);
+            let loaded = store::load_graph(client);
+            let applied = store::applied_ids(client);
+            check_step(&loaded, &applied, revision, direction, checksum);
+            if direction == Direction::Upgrade {
+                let bodies = store::bodies(client, &[revision.to_string()]);
+                if let Some(body) = bodies.get(revision) {
+                    require_valid_indexes(client, revision, body);
+                }
+            }
+            let elapsed = i64::try_from(active.clock.elapsed().as_micros()).unwrap_or(i64::MAX);
+            store::record_steps(
+                client,
+                method,
+                &[StepRecord {
+                    revision: revision.to_string(),
+                    direction,
+                    checksum: Some(checksum.to_string()),
+                    started_at: active.started_at,
+                    duration_us: Some(elapsed),
+                }],
+            );
+        });
+        format!("recorded {} {revision}", direction.as_str())
+    }
+}
+
+fn parse_method(text: &str) -> Method {
+    match text {
+        "plan" => Method::Plan,
+        "sql" => Method::Sql,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown method \"{text}\""),
+            None,
+            Some("Use 'plan' or 'sql'.".into()),
+        ),
+    }
+}
+
+fn single_step(node: &RevisionNode, direction: Direction) -> Step {
+    let (from, to) = match direction {
+        Direction::Upgrade => (node.parents.clone(), vec![node.id.clone()]),
+        Direction::Downgrade => (vec![node.id.clone()], node.parents.clone()),
+    };
+    Step { revision: node.id.clone(), direction, from, to }
+}
+
+/// The concurrent indexes a revision builds.
+fn concurrent_indexes(body: &Body) -> Vec<ConcurrentIndex> {
+    server_sql::split_statements(&body.upgrade_sql)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|statement| match statement.kind {
+            StatementKind::TopLevelOnly { concurrent_index, .. } => concurrent_index,
+            _ => None,
+        })
+        .collect()
+}
+
+fn table_name(index: &ConcurrentIndex) -> String {
+    match &index.table_schema {
+        Some(schema) => quote_qualified_identifier(schema, &index.table_name),
+        None => quote_identifier(&index.table_name),
+    }
+}
+
+/// (qualified index name, is valid) of a named concurrent index, if it exists.
+fn index_state(client: &SpiClient<'_>, index: &ConcurrentIndex) -> Option<(String, bool)> {
+    let name = index.index_name.as_ref()?;
+    let row = client
+        .select(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), i.indisvalid
+               FROM pg_catalog.pg_index i
+               JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relname = $1 AND i.indrelid = pg_catalog.to_regclass($2)",
+            None,
+            &[name.clone().into(), table_name(index).into()],
+        )
+        .and_then(|rows| rows.first().get_two::<String, bool>())
+        .or_raise("look up an index");
+    match row {
+        (Some(qualified), Some(valid)) => Some((qualified, valid)),
+        _ => None,
+    }
+}
+
+/// A failed CREATE INDEX CONCURRENTLY leaves an INVALID index; with IF NOT EXISTS
+/// a rerun would skip it and record a revision whose index does not work.
+fn require_valid_indexes(client: &SpiClient<'_>, revision: &str, body: &Body) {
+    for index in concurrent_indexes(body) {
+        let Some(name) = &index.index_name else { continue };
+        match index_state(client, &index) {
+            Some((_, true)) => {}
+            Some((qualified, false)) => raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("index {qualified} of revision {revision} is INVALID; not recording the revision"),
+                Some("A concurrent index build failed or was cancelled and left an invalid index behind.".into()),
+                Some("Make and run the plan again: it drops the invalid index first (DROP INDEX CONCURRENTLY).".into()),
+            ),
+            None => raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("index {name} of revision {revision} does not exist on {}; not recording the revision", table_name(&index)),
+                None,
+                Some("Make and run the plan again.".into()),
+            ),
+        }
+    }
+}
+
+struct PlannedRevision<'a> {
+    step: &'a Step,
+    node: &'a RevisionNode,
+    checksum: &'a str,
+    statements: Vec<String>,
+}
+
+fn planned<'a>(client: &SpiClient<'_>, loaded: &'a LoadedGraph, steps: &'a [Step]) -> Vec<PlannedRevision<'a>> {
+    let ids: Vec<String> = steps.iter().map(|s| s.revision.clone()).collect();
+    let bodies = store::bodies(client, &ids);
+    steps
+        .iter()
+        .filter_map(|step| {
+            let node = loaded.graph.get(&step.revision)?;
+            let definition = loaded.definitions.get(&step.revision)?;
+            let body = bodies.get(&step.revision)?;
+            let (sql, _) = body.section(step.direction);
+            let Some(sql) = sql else {
+                raise(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("revision {} has no downgrade section", step.revision),
+                    None,
+                    Some("Add a \"-- migrate:downgrade\" section and reload the file.".into()),
+                )
+            };
+            let statements = server_sql::split_statements(sql)
+                .unwrap_or_else(|e| raise(e.code, format!("revision {}: {}", step.revision, e.message), None, None));
+            Some(PlannedRevision {
+                step,
+                node,
+                checksum: &definition.checksum,
+                statements: statements.into_iter().map(|s| s.text).collect(),
+            })
+        })
+        .collect()
+}
+
+fn steps_for(client: &SpiClient<'_>, target: &str, direction: &str) -> (LoadedGraph, Vec<Step>, Direction) {
+    let parsed = parse_target_or_raise(target);
+    let direction = parse_direction(direction);
+    let loaded = store::load_graph(client);
+    let applied = store::applied_ids(client);
+    let steps = plan_steps(&loaded, &applied, &parsed, direction);
+    (loaded, steps, direction)
+}
+
+fn call(function: &str, revision: &PlannedRevision<'_>, method: &str) -> String {
+    format!(
+        "migrate.{function}({}, {}, {}{})",
+        quote_literal(&revision.step.revision),
+        quote_literal(revision.step.direction.as_str()),
+        quote_literal(revision.checksum),
+        if method.is_empty() { String::new() } else { format!(", {}", quote_literal(method)) }
+    )
+}
+
+/// Top-level statements that psql runs one by one with \gexec:
+///   \set ON_ERROR_STOP on
+///   SELECT * FROM migrate_plan('head') \gexec
+/// A transactional revision is one statement; a non-transactional one is its
+/// statements, between begin_step() and end_step().
+#[pg_extern(volatile)]
+fn migrate_plan(
+    target: default!(&str, "'head'"),
+    direction: default!(&str, "'upgrade'"),
+) -> SetOfIterator<'static, String> {
+    let rows = Spi::connect(|client| {
+        let (loaded, steps, direction) = steps_for(client, target, direction);
+        let mut rows = Vec::new();
+        if steps.is_empty() {
+            notice!("nothing to {}: the database is already at '{target}'", direction.as_str());
+            return rows;
+        }
+        rows.push("SELECT migrate.lock()".to_string());
+        for revision in planned(client, &loaded, &steps) {
+            let banner = step_banner(revision.step, &revision.node.message);
+            if revision.node.transactional {
+                rows.push(format!("-- {banner}\nSELECT * FROM {}", call("apply_step", &revision, "")));
+                continue;
+            }
+            rows.push(format!("-- {banner} (outside a transaction)\nSELECT {}", call("begin_step", &revision, "")));
+            for statement in &revision.statements {
+                if direction == Direction::Upgrade {
+                    if let Some(drop) = drop_invalid_index(client, statement) {
+                        rows.push(drop);
+                    }
+                }
+                rows.push(statement.clone());
+            }
+            rows.push(format!("SELECT {}", call("end_step", &revision, "plan")));
+        }
+        rows.push("SELECT migrate.unlock()".to_string());
+        rows
+    });
+    SetOfIterator::new(rows)
+}
+
+/// If `statement` builds a concurrent index that an earlier failed build left
+/// INVALID, the statement that removes it first (IF NOT EXISTS would skip it).
+fn drop_invalid_index(client: &SpiClient<'_>, statement: &str) -> Option<String> {
+    let parsed = server_sql::split_statements(statement).ok()?;
+    let StatementKind::TopLevelOnly { concurrent_index: Some(index), .. } = &parsed.first()?.kind else {
+        return None;
+    };
+    match index_state(client, index)? {
+        (qualified, false) => Some(format!(
+            "-- {qualified} is INVALID, left by a failed concurrent build: drop it before rebuilding\n\
+             DROP INDEX CONCURRENTLY IF EXISTS {qualified}"
+        )),
+        (_, true) => None,
+    }
+}
+
+/// The script that would run, for review or for running later with
+/// `psql -v ON_ERROR_STOP=1 -f script.sql` (Alembic's `upgrade --sql`).
+#[pg_extern(volatile)]
+fn migrate_sql(target: default!(&str, "'head'"), direction: default!(&str, "'upgrade'")) -> String {
+    Spi::connect(|client| {
+        let (loaded, steps, direction) = steps_for(client, target, direction);
+        let database: String = client
+            .select("SELECT pg_catalog.current_database()::text", None, &[])
+            .and_then(|rows| rows.first().get_one())
+            .or_raise("read the database name")
+            .unwrap_or_default();
+        let mut script = format!(
+            "-- pg_migrate offline script: {} to '{target}' ({} revisions), made from database {database}\n\
+             -- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>\n\n",
+            direction.as_str(),
+            steps.len()
+        );
+        if steps.is_empty() {
+            script.push_str("-- Nothing to do.\n");
+            return script;
+        }
+        script.push_str("SELECT migrate.lock();\n\nBEGIN;\n\n");
+        let mut in_transaction = true;
+        for revision in planned(client, &loaded, &steps) {
+            let banner = step_banner(revision.step, &revision.node.message);
+            let transactional = revision.node.transactional;
+            if transactional != in_transaction {
+                script.push_str(if transactional { "BEGIN;\n\n" } else { "COMMIT;\n\n" });
+                in_transaction = transactional;
+            }
+            let outside = if transactional { "" } else { " (outside a transaction)" };
+            script.push_str(&format!("-- {banner}{outside}\nSELECT {};\n\n", call("begin_step", &revision, "")));
+            for statement in &revision.statements {
+                script.push_str(statement);
+                script.push_str(";\n\n");
+            }
+            script.push_str(&format!("SELECT {};\n\n", call("end_step", &revision, "sql")));
+        }
+        if in_transaction {
+            script.push_str("COMMIT;\n\n");
+        }
+        script.push_str("SELECT migrate.unlock();\n");
+        script
+    })
+}

@@ -1,0 +1,307 @@
+//! Reads and writes of pg_migrate's own tables in schema `migrate`. All names are
+//! schema-qualified because some callers run with the user's search_path.
+
+use std::collections::{HashMap, HashSet};
+
+use pgrx::datum::{Interval, TimestampWithTimeZone};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+use crate::errors::{raise_graph_error, OrRaise};
+use crate::revisions::graph::{Direction, RevisionGraph, RevisionNode};
+use crate::revisions::parser::MigrationFile;
+
+/// A revision's metadata: what the graph needs, without the SQL text.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub node: RevisionNode,
+    pub checksum: String,
+    pub source_file: Option<String>,
+}
+
+/// The SQL of one revision, fetched only for the revisions a command runs.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub upgrade_sql: String,
+    pub downgrade_sql: Option<String>,
+    pub upgrade_line: usize,
+    pub downgrade_line: Option<usize>,
+}
+
+impl Body {
+    pub fn section(&self, direction: Direction) -> (Option<&str>, usize) {
+        match direction {
+            Direction::Upgrade => (Some(&self.upgrade_sql), self.upgrade_line),
+            Direction::Downgrade => {
+                (self.downgrade_sql.as_deref(), self.downgrade_line.unwrap_or(1))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppliedRow {
+    pub checksum: Option<String>,
+    pub applied_at: TimestampWithTimeZone,
+    pub applied_by: String,
+    pub duration: Option<Interval>,
+    pub method: String,
+}
+
+pub fn definitions(client: &SpiClient<'_>) -> Vec<Definition> {
+    let rows = client
+        .select(
+            "SELECT revision_id, message, down_revisions, branch_labels, depends_on,
+                    transactional, checksum, source_file
+               FROM migrate.revisions",
+            None,
+            &[],
+        )
+        .or_raise("read migrate.revisions");
+    let mut result = Vec::with_capacity(rows.len());
+    for row in rows {
+        result.push(Definition {
+            node: RevisionNode {
+                id: row.get(1).or_raise("read a revision id").unwrap_or_default(),
+                message: row.get(2).or_raise("read a message").unwrap_or_default(),
+                parents: row.get(3).or_raise("read parents").unwrap_or_default(),
+                branch_labels: row.get(4).or_raise("read labels").unwrap_or_default(),
+                depends_on: row.get(5).or_raise("read dependencies").unwrap_or_default(),
+                transactional: row.get(6).or_raise("read transactional").unwrap_or(true),
+            },
+            checksum: row.get(7).or_raise("read a checksum").unwrap_or_default(),
+            source_file: row.get(8).or_raise("read a file name"),
+        });
+    }
+    result
+}
+
+/// The loaded definitions as a graph, indexed by id.
+pub struct LoadedGraph {
+    pub graph: RevisionGraph,
+    pub definitions: HashMap<String, Definition>,
+}
+
+pub fn load_graph(client: &SpiClient<'_>) -> LoadedGraph {
+    let definitions = definitions(client);
+    let nodes = definitions.iter().map(|d| d.node.clone()).collect();
+    let graph = RevisionGraph::new(nodes).unwrap_or_else(|e| raise_graph_error(&e));
+    let definitions = definitions.into_iter().map(|d| (d.node.id.clone(), d)).collect();
+    LoadedGraph { graph, definitions }
+}
+
+pub fn bodies(client: &SpiClient<'_>, ids: &[String]) -> HashMap<String, Body> {
+    let rows = client
+        .select(
+            "SELECT revision_id, upgrade_sql, downgrade_sql, upgrade_line, downgrade_line
+               FROM migrate.revisions WHERE revision_id = ANY($1)",
+            None,
+            &[ids.to_vec().into()],
+        )
+        .or_raise("read revision SQL");
+    let mut result = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.get(1).or_raise("read a revision id").unwrap_or_default();
+        let line = |value: Option<i32>| value.and_then(|v| usize::try_from(v).ok());
+        result.insert(
+            id,
+            Body {
+                upgrade_sql: row.get(2).or_raise("read upgrade SQL").unwrap_or_default(),
+                downgrade_sql: row.get(3).or_raise("read downgrade SQL"),
+                upgrade_line: line(row.get(4).or_raise("read a line")).unwrap_or(1),
+                downgrade_line: line(row.get(5).or_raise("read a line")),
+            },
+        );
+    }
+    result
+}
+
+pub fn applied(client: &SpiClient<'_>) -> HashMap<String, AppliedRow> {
+    let rows = client
+        .select(
+            "SELECT revision_id, checksum, applied_at, applied_by, duration, method FROM migrate.applied",
+            None,
+            &[],
+        )
+        .or_raise("read migrate.applied");
+    let mut result = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.get(1).or_raise("read a revision id").unwrap_or_default();
+        let Some(applied_at) = row.get(3).or_raise("read applied_at") else { continue };
+        result.insert(
+            id,
+            AppliedRow {
+                checksum: row.get(2).or_raise("read a checksum"),
+                applied_at,
+                applied_by: row.get(4).or_raise("read applied_by").unwrap_or_default(),
+                duration: row.get(5).or_raise("read a duration"),
+                method: row.get(6).or_raise("read a method").unwrap_or_default(),
+            },
+        );
+    }
+    result
+}
+
+pub fn applied_ids(client: &SpiClient<'_>) -> HashSet<String> {
+    client
+        .select("SELECT revision_id FROM migrate.applied", None, &[])
+        .or_raise("read migrate.applied")
+        .filter_map(|row| row.get::<String>(1).ok().flatten())
+        .collect()
+}
+
+/// Insert or replace one definition.
+pub fn save_definition(
+    client: &mut SpiClient<'_>,
+    file: &MigrationFile,
+    checksum: &str,
+    source: &str,
+    source_file: Option<&str>,
+) {
+    client
+        .update(
+            "INSERT INTO migrate.revisions AS r
+                 (revision_id, message, down_revisions, branch_labels, depends_on, transactional,
+                  create_date, upgrade_sql, downgrade_sql, upgrade_line, downgrade_line,
+                  checksum, source_file, source)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (revision_id) DO UPDATE SET
+                 message = EXCLUDED.message, down_revisions = EXCLUDED.down_revisions,
+                 branch_labels = EXCLUDED.branch_labels, depends_on = EXCLUDED.depends_on,
+                 transactional = EXCLUDED.transactional, create_date = EXCLUDED.create_date,
+                 upgrade_sql = EXCLUDED.upgrade_sql, downgrade_sql = EXCLUDED.downgrade_sql,
+                 upgrade_line = EXCLUDED.upgrade_line, downgrade_line = EXCLUDED.downgrade_line,
+                 checksum = EXCLUDED.checksum, source_file = EXCLUDED.source_file,
+                 source = EXCLUDED.source, loaded_at = now(), loaded_by = current_user",
+            None,
+            &[
+                file.revision_id.clone().into(),
+                file.message.clone().into(),
+                file.down_revisions.clone().into(),
+                file.branch_labels.clone().into(),
+                file.depends_on.clone().into(),
+                file.transactional.into(),
+                file.create_date.clone().into(),
+                file.upgrade_sql.clone().into(),
+                file.downgrade_sql.clone().into(),
+                to_i32(file.upgrade_line).into(),
+                file.downgrade_line.map(to_i32).into(),
+                checksum.to_string().into(),
+                source_file.map(str::to_string).into(),
+                source.to_string().into(),
+            ],
+        )
+        .or_raise("save a revision");
+}
+
+fn to_i32(value: usize) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// How a step was carried out, as recorded in migrate.applied.method and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Function,
+    Plan,
+    Sql,
+    Stamp,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Function => "function",
+            Method::Plan => "plan",
+            Method::Sql => "sql",
+            Method::Stamp => "stamp",
+        }
+    }
+}
+
+/// One finished step, ready for the bookkeeping tables.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    pub revision: String,
+    pub direction: Direction,
+    pub checksum: Option<String>,
+    /// Microseconds since the PostgreSQL epoch, as GetCurrentTimestamp() gives it.
+    pub started_at: i64,
+    /// None when stamped (no SQL ran).
+    pub duration_us: Option<i64>,
+}
+
+/// Record a batch of steps: applied rows and events, in two statements whatever
+/// the batch size, so bookkeeping stays negligible next to the DDL.
+pub fn record_steps(client: &mut SpiClient<'_>, method: Method, steps: &[StepRecord]) {
+    if steps.is_empty() {
+        return;
+    }
+    let column = |f: &dyn Fn(&StepRecord) -> Option<String>| -> Vec<Option<String>> {
+        steps.iter().map(f).collect()
+    };
+    let ids = column(&|s| Some(s.revision.clone()));
+    let directions = column(&|s| Some(s.direction.as_str().to_string()));
+    let checksums = column(&|s| s.checksum.clone());
+    let started: Vec<i64> = steps.iter().map(|s| s.started_at).collect();
+    let durations: Vec<Option<i64>> = steps.iter().map(|s| s.duration_us).collect();
+    let stamped = method == Method::Stamp;
+
+    client
+        .update(
+            "WITH step AS (
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])
+                          AS s(revision_id, direction, checksum, started_us, duration_us)),
+             removed AS (
+                 DELETE FROM migrate.applied a USING step
+                  WHERE step.direction = 'downgrade' AND a.revision_id = step.revision_id),
+             added AS (
+                 INSERT INTO migrate.applied (revision_id, checksum, applied_at, applied_by, duration, method)
+                 SELECT revision_id, checksum,
+                        timestamptz '2000-01-01 00:00:00+00' + started_us * interval '1 microsecond',
+                        current_user, duration_us * interval '1 microsecond', $6
+                   FROM step WHERE direction = 'upgrade')
+             INSERT INTO migrate.events (occurred_at, action, revision_id, checksum, duration, method)
+             SELECT timestamptz '2000-01-01 00:00:00+00' + started_us * interval '1 microsecond',
+                    CASE WHEN NOT $7 THEN direction
+                         WHEN direction = 'upgrade' THEN 'stamp' ELSE 'unstamp' END,
+                    revision_id, checksum, duration_us * interval '1 microsecond', $6
+               FROM step",
+            None,
+            &[
+                ids.into(),
+                directions.into(),
+                checksums.into(),
+                started.into(),
+                durations.into(),
+                method.as_str().into(),
+                stamped.into(),
+            ],
+        )
+        .or_raise("record applied revisions");
+}
+
+pub fn log_event(
+    client: &mut SpiClient<'_>,
+    action: &str,
+    revision: Option<&str>,
+    checksum: Option<&str>,
+    detail: Option<String>,
+) {
+    client
+        .update(
+            "INSERT INTO migrate.events (action, revision_id, checksum, detail) VALUES ($1, $2, $3, $4)",
+            None,
+            &[
+                action.to_string().into(),
+                revision.map(str::to_string).into(),
+                checksum.map(str::to_string).into(),
+                detail.into(),
+            ],
+        )
+        .or_raise("write migrate.events");
+}
+
+pub fn now_us() -> i64 {
+    // SAFETY: a plain read of the system clock.
+    unsafe { pg_sys::GetCurrentTimestamp() }
+}
