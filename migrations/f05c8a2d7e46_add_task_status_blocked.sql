@@ -13,12 +13,14 @@ ALTER TYPE task_status ADD VALUE IF NOT EXISTS 'blocked' AFTER 'in_progress';
 -- migrate:downgrade
 -- PostgreSQL cannot drop an enum value.  Remap the rows, then swap in a type
 -- without it.  The type change rewrites tasks under ACCESS EXCLUSIVE.
+-- Compare as text: a value added in the same transaction (as in
+-- migrate_test_roundtrip) cannot be used as an enum literal before commit.
 UPDATE tasks
 SET status = CASE
         WHEN started_at IS NOT NULL THEN 'in_progress'
         ELSE 'todo'
     END::task_status
-WHERE status = 'blocked';
+WHERE status::text = 'blocked';
 ALTER TABLE tasks ALTER COLUMN status DROP DEFAULT;
 ALTER TYPE task_status RENAME TO task_status_old;
 CREATE TYPE task_status AS ENUM ('todo', 'in_progress', 'done');

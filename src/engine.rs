@@ -29,6 +29,16 @@ pub enum LockScope {
 /// Serialize migration commands. Waits as long as lock_timeout allows; when it
 /// gives up, the error names the session that holds the lock.
 pub fn acquire_lock(client: &SpiClient<'_>, scope: LockScope) {
+    take_lock(client, scope);
+    // pgrx runs SPI read-only, on the calling statement's snapshot, until the
+    // transaction has an xid. That snapshot predates the wait, so it may miss
+    // revisions the previous holder just committed: take an xid so every
+    // following query gets a fresh snapshot (READ COMMITTED).
+    // SAFETY: assigns a transaction id or raises an ERROR.
+    unsafe { pg_sys::GetCurrentTransactionId() };
+}
+
+fn take_lock(client: &SpiClient<'_>, scope: LockScope) {
     let (try_lock, lock) = match scope {
         LockScope::Transaction => ("pg_try_advisory_xact_lock", "pg_advisory_xact_lock"),
         LockScope::Session => ("pg_try_advisory_lock", "pg_advisory_lock"),
@@ -93,7 +103,7 @@ fn lock_holder(client: &SpiClient<'_>) -> String {
             None,
             &[classid.into(), objid.into()],
         )
-        .and_then(|rows| rows.first().get_two::<i32, String>())
+        .and_then(|rows| if rows.is_empty() { Ok((None, None)) } else { rows.first().get_two::<i32, String>() })
         .or_raise("look up the lock holder");
     match row {
         (Some(_), Some(description)) => description,

@@ -78,13 +78,29 @@ fn run(target_text: &str, direction: Direction) -> StepRows {
 
 /// Apply every revision needed to reach `target`, in one transaction.
 #[pg_extern(volatile)]
-fn migrate_upgrade(target: default!(&str, "'head'")) -> StepRows {
+fn migrate_upgrade(target: default!(&str, "'head'")) -> TableIterator<
+    'static,
+    (
+        name!(revision, String),
+        name!(direction, String),
+        name!(message, String),
+        name!(duration, Option<Interval>),
+    ),
+> {
     run(target, Direction::Upgrade)
 }
 
 /// Undo applied revisions down to `target`, in one transaction.
 #[pg_extern(volatile)]
-fn migrate_downgrade(target: &str) -> StepRows {
+fn migrate_downgrade(target: &str) -> TableIterator<
+    'static,
+    (
+        name!(revision, String),
+        name!(direction, String),
+        name!(message, String),
+        name!(duration, Option<Interval>),
+    ),
+> {
     run(target, Direction::Downgrade)
 }
 
@@ -92,7 +108,15 @@ fn migrate_downgrade(target: &str) -> StepRows {
 /// With `purge`, first forget every applied revision, known or not.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn migrate_stamp(target: &str, purge: default!(bool, false)) -> StepRows {
+fn migrate_stamp(target: &str, purge: default!(bool, false)) -> TableIterator<
+    'static,
+    (
+        name!(revision, String),
+        name!(direction, String),
+        name!(message, String),
+        name!(duration, Option<Interval>),
+    ),
+> {
     let parsed = parse_target_or_raise(target);
     let outcomes = Spi::connect_mut(|client| {
         acquire_lock(client, LockScope::Transaction);

@@ -6,3 +6,4 @@ pub mod inspect;
 pub mod load;
 pub mod roundtrip;
 pub mod scripts;
+mod tests;

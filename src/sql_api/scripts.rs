@@ -15,7 +15,8 @@ use std::time::Instant;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, SpiClient};
 
-use super::apply::{parse_direction, parse_target_or_raise, plan_steps, step_rows, StepRows};
+use super::apply::{parse_direction, parse_target_or_raise, plan_steps, step_rows};
+use pgrx::datum::Interval;
 use crate::engine::{self, acquire_lock, step_banner, LockScope};
 use crate::errors::{raise, OrRaise};
 use crate::revisions::graph::{Direction, RevisionNode, Step};
@@ -132,7 +133,15 @@ pub mod migrate {
         direction: &str,
         checksum: &str,
         method: default!(&str, "'plan'"),
-    ) -> StepRows {
+    ) -> TableIterator<
+    'static,
+    (
+        name!(revision, String),
+        name!(direction, String),
+        name!(message, String),
+        name!(duration, Option<Interval>),
+    ),
+> {
         let direction = parse_direction(direction);
         let method = parse_method(method);
         let outcomes = Spi::connect_mut(|client| {
@@ -278,7 +287,7 @@ fn index_state(client: &SpiClient<'_>, index: &ConcurrentIndex) -> Option<(Strin
             None,
             &[name.clone().into(), table_name(index).into()],
         )
-        .and_then(|rows| rows.first().get_two::<String, bool>())
+        .and_then(|rows| if rows.is_empty() { Ok((None, None)) } else { rows.first().get_two::<String, bool>() })
         .or_raise("look up an index");
     match row {
         (Some(qualified), Some(valid)) => Some((qualified, valid)),

@@ -89,7 +89,7 @@ def test_offline_sql_script_runs_in_psql(db):
         CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_key ON accounts (email);
     """, "DROP INDEX CONCURRENTLY IF EXISTS accounts_email_key;", revises="aaaa00000002", transactional=False))
     script = scalar(conn, "SELECT migrate_sql('head')")
-    assert script.count("BEGIN;") == 1 and script.count("COMMIT;") == 2
+    assert script.count("BEGIN;") == 1 and script.count("COMMIT;") == 1
     assert "-- Running upgrade aaaa00000001 -> aaaa00000002" in script
     assert applied(conn) == set()  # generating the script runs nothing
     psql(db, script)

@@ -1,0 +1,176 @@
+"""make bench, revision engine: ratios measured side by side in one run.
+
+Workload: a linear chain of N revisions, each creating one table.
+  floor        the same SQL as one psql script in one transaction (psql -1)
+  pg_migrate   SELECT * FROM migrate_upgrade('head') / migrate_downgrade('base')
+  alembic      alembic upgrade head / current / downgrade base on the same chain
+
+Each measurement runs in its own fresh database. This is a benchmark, not a
+test: nothing here asserts a time.
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+PORT = int(os.environ.get("BENCH_PORT", "54332"))
+SIZES = [int(n) for n in os.environ.get("BENCH_REVISIONS", "1000,5000").split(",")]
+VENV = Path(sys.executable).parent
+
+
+def dsn(db):
+    return f"host=127.0.0.1 port={PORT} user=postgres dbname={db}"
+
+
+def fresh_db(name, extension=True):
+    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    if extension:
+        with psycopg.connect(dsn(name), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_migrate")
+
+
+def rev_id(i):
+    return f"r{i:07d}"
+
+
+def upgrade_sql(i):
+    return f"CREATE TABLE bench_t{i} (id bigint PRIMARY KEY, payload text);"
+
+
+def downgrade_sql(i):
+    return f"DROP TABLE bench_t{i};"
+
+
+def write_chain(directory, n):
+    for i in range(n):
+        parent = rev_id(i - 1) if i else ""
+        (directory / f"{rev_id(i)}_t{i}.sql").write_text(
+            f"-- create bench_t{i}\n--\n-- Revision ID: {rev_id(i)}\n-- Revises: {parent}\n\n"
+            f"-- migrate:upgrade\n{upgrade_sql(i)}\n\n-- migrate:downgrade\n{downgrade_sql(i)}\n")
+
+
+def psql_file(db, path):
+    start = time.perf_counter()
+    subprocess.run(["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PORT),
+                    "-U", "postgres", "-d", db, "-f", str(path)], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def psql_command(db, sql):
+    start = time.perf_counter()
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PORT),
+                    "-U", "postgres", "-d", db, "-c", sql], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def median_ms(conn, sql, repeat=7):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        conn.execute(sql).fetchall()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def alembic_project(root, n, db):
+    (root / "versions").mkdir(parents=True)
+    (root / "alembic.ini").write_text(
+        f"[alembic]\nscript_location = {root}\nsqlalchemy.url = postgresql+psycopg2://postgres@127.0.0.1:{PORT}/{db}\n"
+        "[loggers]\nkeys = root\n[handlers]\nkeys = console\n[formatters]\nkeys = generic\n"
+        "[logger_root]\nlevel = WARN\nhandlers = console\n[handler_console]\nclass = StreamHandler\n"
+        "args = (sys.stderr,)\nformatter = generic\n[formatter_generic]\nformat = %(message)s\n")
+    (root / "env.py").write_text(
+        "from alembic import context\nfrom sqlalchemy import engine_from_config, pool\n"
+        "config = context.config\n"
+        "engine = engine_from_config(config.get_section(config.config_ini_section), poolclass=pool.NullPool)\n"
+        "with engine.connect() as connection:\n"
+        "    context.configure(connection=connection)\n"
+        "    with context.begin_transaction():\n"
+        "        context.run_migrations()\n")
+    (root / "script.py.mako").write_text("")
+    for i in range(n):
+        parent = repr(rev_id(i - 1)) if i else "None"
+        (root / "versions" / f"{rev_id(i)}.py").write_text(
+            f"from alembic import op\nrevision = {rev_id(i)!r}\ndown_revision = {parent}\n"
+            "branch_labels = None\ndepends_on = None\n"
+            f"def upgrade():\n    op.execute({upgrade_sql(i)!r})\n"
+            f"def downgrade():\n    op.execute({downgrade_sql(i)!r})\n")
+
+
+def alembic(root, *args):
+    start = time.perf_counter()
+    subprocess.run([str(VENV / "alembic"), "-c", str(root / "alembic.ini"), *args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def bench(n, work):
+    chain = work / f"chain{n}"
+    chain.mkdir()
+    write_chain(chain, n)
+    up_script, down_script = work / f"up{n}.sql", work / f"down{n}.sql"
+    up_script.write_text("\n".join(upgrade_sql(i) for i in range(n)) + "\n")
+    down_script.write_text("\n".join(downgrade_sql(i) for i in reversed(range(n))) + "\n")
+
+    # Floor: the same SQL in one psql transaction.
+    fresh_db("bench_floor", extension=False)
+    floor_up = psql_file("bench_floor", up_script)
+    floor_down = psql_file("bench_floor", down_script)
+
+    # pg_migrate, in psql, as a DBA would run it.
+    fresh_db("bench_pgm")
+    with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
+        conn.execute("SELECT count(*) FROM migrate_load_dir(%s)", (str(chain),))
+    pgm_up = psql_command("bench_pgm", "SELECT count(*) FROM migrate_upgrade('head')")
+    with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
+        reads = {f: median_ms(conn, f"SELECT * FROM {f}()") for f in
+                 ("migrate_history", "migrate_heads", "migrate_current")}
+    pgm_down = psql_command("bench_pgm", "SELECT count(*) FROM migrate_downgrade('base')")
+
+    # Alembic on the same chain.
+    fresh_db("bench_alembic", extension=False)
+    project = work / f"alembic{n}"
+    alembic_project(project, n, "bench_alembic")
+    al_up = alembic(project, "upgrade", "head")
+    al_current = alembic(project, "current")
+    al_down = alembic(project, "downgrade", "base")
+
+    return {
+        "n": n, "floor_up": floor_up, "pgm_up": pgm_up, "al_up": al_up,
+        "floor_down": floor_down, "pgm_down": pgm_down, "al_down": al_down,
+        "reads": reads, "al_current": al_current,
+    }
+
+
+def main():
+    work = Path(tempfile.mkdtemp(prefix="pgm_bench_"))
+    os.chmod(work, 0o755)  # the server reads the chain directory
+    try:
+        results = [bench(n, work) for n in SIZES]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print("\nRevision engine: linear chain, one CREATE TABLE per revision (seconds; ratio = pg_migrate / floor)")
+    print(f"{'revisions':>9} | {'op':<9} | {'floor psql -1':>13} | {'pg_migrate':>10} | {'ratio':>6} | {'alembic':>8} | {'alembic/pg_migrate':>18}")
+    for r in results:
+        for op, floor, pgm, al in (("upgrade", r["floor_up"], r["pgm_up"], r["al_up"]),
+                                   ("downgrade", r["floor_down"], r["pgm_down"], r["al_down"])):
+            print(f"{r['n']:>9} | {op:<9} | {floor:>13.2f} | {pgm:>10.2f} | {pgm / floor:>5.2f}x | {al:>8.2f} | {al / pgm:>17.1f}x")
+    print("\nReading the state (median of 7, milliseconds)")
+    for r in results:
+        reads = ", ".join(f"{name}() {ms:.1f} ms" for name, ms in r["reads"].items())
+        print(f"{r['n']:>9} revisions: {reads}; alembic current {r['al_current'] * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

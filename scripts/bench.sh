@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# make bench: side-by-side ratios in one run, on a scratch cluster with a
+# release build. Prints figures; asserts nothing.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PORT=${BENCH_PORT:-54332}
+SUDO_FLAG=""
+[ "$(id -u)" -eq 0 ] || SUDO_FLAG=--sudo
+
+echo "==> release build of the extension"
+cargo pgrx install --release --pg-config "$PG_CONFIG" $SUDO_FLAG >/dev/null
+scripts/venv.sh "alembic==1.20.1" "psycopg2-binary==2.9.13"
+
+# 5,000 DROPs in one transaction need more lock slots than the default 64 per
+# connection; both sides of every ratio run with the same setting.
+scripts/cluster.sh start bench "$PORT" max_locks_per_transaction=1024 shared_buffers=512MB
+trap 'scripts/cluster.sh stop bench' EXIT
+BENCH_PORT=$PORT .venv/bin/python bench/bench_revisions.py
