@@ -261,17 +261,27 @@ pub fn check_runnable(loaded: &LoadedGraph, steps: &[Step], target: &str) {
                     node.id, node.message
                 ),
                 Some(
-                    "Its statements (such as CREATE INDEX CONCURRENTLY) must run one by one at top \
-                     level, outside any function or transaction block. Nothing was applied."
+                    "Its statements must run one by one at top level, outside any function or \
+                     transaction block (CREATE INDEX CONCURRENTLY needs that). Nothing was applied."
                         .into(),
                 ),
                 Some(format!(
                     "Run the plan from psql, which applies each revision on its own:\n\
                      \\set ON_ERROR_STOP on\n\
-                     SELECT * FROM migrate_plan('{target}', '{direction}') \\gexec"
+                     SELECT * FROM {} \\gexec",
+                    plan_call(target, step.direction)
                 )),
             );
         }
+    }
+}
+
+/// `migrate_plan('head')`, or `migrate_plan('x', 'downgrade')`.
+pub fn plan_call(target: &str, direction: Direction) -> String {
+    let target = pgrx::spi::quote_literal(target);
+    match direction {
+        Direction::Upgrade => format!("migrate_plan({target})"),
+        Direction::Downgrade => format!("migrate_plan({target}, 'downgrade')"),
     }
 }
 

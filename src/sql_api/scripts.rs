@@ -434,6 +434,7 @@ fn drop_invalid_index(client: &SpiClient<'_>, statement: &str) -> Option<String>
 /// The script that would run, for review or for running later with
 /// `psql -v ON_ERROR_STOP=1 -f script.sql` (Alembic's `upgrade --sql`).
 #[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
 fn migrate_sql(target: default!(&str, "'head'"), direction: default!(&str, "'upgrade'")) -> String {
     Spi::connect(|client| {
         let (loaded, steps, direction) = steps_for(client, target, direction);

@@ -100,3 +100,19 @@ def test_killed_backend_leaves_consistent_state(db):
     rows = conn.execute("SELECT revision FROM migrate_upgrade('head')").fetchall()
     assert [r[0] for r in rows] == ["bbbb00000001", "bbbb00000002", "bbbb00000003"]
     assert conn.execute("SELECT * FROM migrate_verify()").fetchall() == []
+
+
+def test_lock_table_exhaustion_explains_the_way_out(db):
+    """Thousands of revisions in one call can run out of lock slots
+    (max_locks_per_transaction); the error says what to do instead."""
+    conn = connect(db)
+    sources = []
+    for i in range(800):
+        tables = "\n".join(f"CREATE TABLE lk_{i}_{j} (id int);" for j in range(10))
+        sources.append(revision(f"lock{i:05d}", tables, "", revises=f"lock{i - 1:05d}" if i else ""))
+    conn.execute("SELECT count(*) FROM (SELECT migrate_load(s) FROM unnest(%s::text[]) s) x", (sources,))
+    with pytest.raises(psycopg.errors.OutOfMemory) as caught:
+        conn.execute("SELECT count(*) FROM migrate_upgrade('head')")
+    assert "out of shared memory" in str(caught.value)
+    assert "migrate_plan()" in caught.value.diag.message_hint
+    assert applied(conn) == set()
