@@ -3,6 +3,8 @@
 # port, owned by user postgres when run as root (PostgreSQL refuses root).
 #   cluster.sh start NAME PORT [postgres -c options...]   (fresh unless KEEP=1)
 #   cluster.sh stop NAME
+#   cluster.sh restart NAME        (immediate: like a crash, then start again)
+#   cluster.sh standby NAME PRIMARY PORT   (pg_basebackup -R from cluster PRIMARY)
 #   cluster.sh psql NAME [psql args...]
 set -euo pipefail
 
@@ -46,6 +48,24 @@ stop)
     if [ -f "$dir/data/postmaster.pid" ]; then
         as_owner "$BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
     fi
+    ;;
+restart)
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -m immediate -w restart -l "$dir/server.log" >/dev/null
+    ;;
+standby)
+    primary="$ROOT/target/clusters/${3:?primary cluster}"
+    port=${4:?port}
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_owner "$BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+    echo "$port" > "$dir/port"
+    as_owner "$BIN/pg_basebackup" -h 127.0.0.1 -p "$(cat "$primary/port")" -U postgres -D "$dir/data" -R -X stream -c fast \
+        >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c hot_standby=on" \
+        -l "$dir/server.log" -w start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     ;;
 psql)
     shift 2

@@ -76,3 +76,44 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.revisions', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.applied', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.events', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.events', 'event_id'), '');
+
+-- One row per batched backfill job, updated in the same transaction as each batch.
+CREATE TABLE migrate.backfills (
+    job_id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_name          text NOT NULL UNIQUE,
+    table_name        text NOT NULL,
+    table_oid         oid NOT NULL,
+    set_expression    text NOT NULL,
+    where_condition   text,
+    key_columns       text[] NOT NULL,
+    key_types         text[] NOT NULL,
+    batch_size        integer NOT NULL CHECK (batch_size > 0),
+    pause_ms          integer NOT NULL DEFAULT 0,
+    target_batch_ms   integer,
+    max_replication_lag_ms integer,
+    lock_timeout_ms   integer NOT NULL DEFAULT 1000,
+    max_retries       integer NOT NULL DEFAULT 10,
+    notice_interval_ms integer NOT NULL DEFAULT 10000,
+    last_key          text[],
+    rows_done         bigint NOT NULL DEFAULT 0,
+    rows_scanned      bigint NOT NULL DEFAULT 0,
+    batches           bigint NOT NULL DEFAULT 0,
+    retries           bigint NOT NULL DEFAULT 0,
+    lag_waits         bigint NOT NULL DEFAULT 0,
+    estimated_total   bigint,
+    status            text NOT NULL DEFAULT 'running'
+                      CHECK (status IN ('running', 'paused', 'done', 'failed', 'cancelled')),
+    started_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    resumed_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    scanned_at_resume bigint NOT NULL DEFAULT 0,
+    updated_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at       timestamptz,
+    last_error        text,
+    last_sqlstate     text,
+    run_by_pid        integer,
+    created_by        text NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE migrate.backfills IS 'Batched backfill jobs: progress is committed with every batch';
+GRANT SELECT ON migrate.backfills TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('migrate.backfills', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.backfills', 'job_id'), '');

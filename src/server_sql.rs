@@ -57,8 +57,9 @@ unsafe extern "C-unwind" fn remember_error_position(_arg: *mut c_void) {
     LAST_ERROR_POSITION.with(|position| position.set(pg_sys::geterrposition()));
 }
 
-/// Split `sql` into top-level statements with the server's raw parser.
-pub fn split_statements(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
+/// Run the server's raw parser over `sql`: a List of RawStmt, or the syntax
+/// error with its position.
+fn raw_parse(sql: &str) -> Result<*mut pg_sys::List, SyntaxError> {
     let Ok(c_sql) = CString::new(sql) else {
         return Err(SyntaxError {
             message: "the SQL text contains a NUL byte".into(),
@@ -93,15 +94,24 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
     // points at our callback; pop it before `callback` goes out of scope.
     unsafe { pg_sys::error_context_stack = callback.previous };
 
-    let list = match parsed {
-        Ok(list) => list,
-        Err(mut error) => {
-            let position = LAST_ERROR_POSITION.with(|position| position.get());
-            error.offset = char_position_to_byte_offset(sql, position);
-            return Err(error);
-        }
-    };
+    parsed.map_err(|mut error| {
+        let position = LAST_ERROR_POSITION.with(|position| position.get());
+        error.offset = char_position_to_byte_offset(sql, position);
+        error
+    })
+}
 
+/// The raw parse trees of the statements in `sql`, for shape checks.
+pub fn parse_nodes(sql: &str) -> Result<Vec<*mut pg_sys::Node>, SyntaxError> {
+    let list = raw_parse(sql)?;
+    let statements = unsafe { PgList::<pg_sys::RawStmt>::from_pg(list) };
+    // SAFETY: raw_parser returns a List of RawStmt.
+    Ok(statements.iter_ptr().map(|raw| unsafe { (*raw).stmt }).collect())
+}
+
+/// Split `sql` into top-level statements with the server's raw parser.
+pub fn split_statements(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
+    let list = raw_parse(sql)?;
     let statements = unsafe { PgList::<pg_sys::RawStmt>::from_pg(list) };
     let mut result = Vec::with_capacity(statements.len());
     for raw in statements.iter_ptr() {
@@ -180,6 +190,12 @@ fn classify(node: *mut pg_sys::Node) -> StatementKind {
             } else {
                 Ordinary
             }
+        } else if is_a(node, NodeTag::T_CallStmt) {
+            let call = &*(node as *mut pg_sys::CallStmt);
+            match committing_procedure(call.funccall) {
+                Some(what) => top_level(what),
+                None => Ordinary,
+            }
         } else if is_a(node, NodeTag::T_VacuumStmt) {
             top_level("VACUUM")
         } else if is_a(node, NodeTag::T_CreatedbStmt) {
@@ -195,6 +211,23 @@ fn classify(node: *mut pg_sys::Node) -> StatementKind {
         } else {
             Ordinary
         }
+    }
+}
+
+/// pg_migrate's procedures that COMMIT after every batch or step.
+unsafe fn committing_procedure(call: *mut pg_sys::FuncCall) -> Option<&'static str> {
+    if call.is_null() {
+        return None;
+    }
+    let name = PgList::<pg_sys::Node>::from_pg((*call).funcname).iter_ptr().last()?;
+    if !is_a(name, NodeTag::T_String) {
+        return None;
+    }
+    match c_string((*(name as *mut pg_sys::String)).sval)?.as_str() {
+        "migrate_backfill" => Some("CALL migrate_backfill"),
+        "migrate_backfill_resume" => Some("CALL migrate_backfill_resume"),
+        "migrate_set_not_null" => Some("CALL migrate_set_not_null"),
+        _ => None,
     }
 }
 
@@ -253,7 +286,8 @@ mod tests {
     #[pg_test]
     fn classifies_top_level_only_statements() {
         let sql = "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON s.t (x); DROP INDEX CONCURRENTLY i; \
-                   REINDEX (CONCURRENTLY) INDEX i; VACUUM t; BEGIN; CREATE INDEX j ON t (x)";
+                   REINDEX (CONCURRENTLY) INDEX i; VACUUM t; BEGIN; CREATE INDEX j ON t (x); \
+                   CALL migrate_backfill('t', 'x = 1'); CALL other_proc()";
         let kinds: Vec<_> = split_statements(sql).unwrap().into_iter().map(|s| s.kind).collect();
         assert_eq!(
             kinds[0],
@@ -271,6 +305,8 @@ mod tests {
         assert!(matches!(kinds[3], StatementKind::TopLevelOnly { what: "VACUUM", .. }));
         assert_eq!(kinds[4], StatementKind::TransactionControl);
         assert_eq!(kinds[5], StatementKind::Ordinary);
+        assert!(matches!(kinds[6], StatementKind::TopLevelOnly { what: "CALL migrate_backfill", .. }));
+        assert_eq!(kinds[7], StatementKind::Ordinary);
     }
 
     #[pg_test]

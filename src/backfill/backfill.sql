@@ -1,0 +1,111 @@
+-- Batched backfills. The procedures are PL/pgSQL so they can COMMIT after every
+-- batch; each batch is one call of the Rust function migrate.backfill_batch().
+-- They cannot pin search_path (a procedure with SET cannot commit), so every
+-- name inside is schema-qualified.
+
+CREATE VIEW migrate_backfill_status AS
+SELECT b.job_name,
+       b.table_name,
+       b.status,
+       b.rows_done,
+       b.rows_scanned,
+       b.estimated_total,
+       round(100.0 * b.rows_scanned / NULLIF(b.estimated_total, 0), 1) AS percent,
+       b.batch_size,
+       b.batches,
+       b.retries,
+       b.lag_waits,
+       r.rate AS keys_per_second,
+       CASE WHEN b.status = 'running' AND r.rate > 0 AND b.estimated_total > b.rows_scanned
+            THEN pg_catalog.make_interval(secs => round((b.estimated_total - b.rows_scanned) / r.rate))
+       END AS eta,
+       b.started_at,
+       b.updated_at,
+       b.finished_at,
+       b.last_error
+  FROM migrate.backfills b,
+       LATERAL (SELECT round((b.rows_scanned - b.scanned_at_resume)
+                             / NULLIF(extract(epoch FROM b.updated_at - b.resumed_at), 0)) AS rate) r;
+COMMENT ON VIEW migrate_backfill_status IS 'Progress, rate and ETA of batched backfills';
+GRANT SELECT ON migrate_backfill_status TO PUBLIC;
+
+-- Runs a job's batches, committing after each one, until it is done, paused,
+-- cancelled or failed.
+CREATE PROCEDURE migrate.backfill_run(job bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    wait_ms integer;
+BEGIN
+    LOOP
+        wait_ms := migrate.backfill_batch(job);
+        COMMIT;
+        EXIT WHEN wait_ms < 0;
+        IF wait_ms > 0 THEN
+            PERFORM pg_catalog.pg_sleep(wait_ms / 1000.0);
+            COMMIT;
+        END IF;
+    END LOOP;
+    -- A failed job was recorded (and committed) above; now report it.
+    PERFORM migrate.backfill_report(job);
+END
+$$;
+
+CREATE PROCEDURE migrate_backfill(
+    table_name regclass,
+    set_expression text,
+    where_condition text DEFAULT NULL,
+    job_name text DEFAULT NULL,
+    batch_size integer DEFAULT 1000,
+    pause_ms integer DEFAULT 0,
+    target_batch_ms integer DEFAULT NULL,
+    max_replication_lag_ms integer DEFAULT NULL,
+    lock_timeout_ms integer DEFAULT 1000,
+    max_retries integer DEFAULT 10,
+    notice_interval_ms integer DEFAULT 10000)
+LANGUAGE plpgsql AS $$
+DECLARE
+    job bigint;
+BEGIN
+    PERFORM migrate.backfill_check_context('migrate_backfill');
+    job := migrate.backfill_prepare(table_name::oid, set_expression, where_condition, job_name,
+                                    batch_size, pause_ms, target_batch_ms, max_replication_lag_ms,
+                                    lock_timeout_ms, max_retries, notice_interval_ms);
+    COMMIT;
+    CALL migrate.backfill_run(job);
+END
+$$;
+COMMENT ON PROCEDURE migrate_backfill IS 'Batched UPDATE table SET set_expression WHERE where_condition, committing after every batch';
+
+CREATE PROCEDURE migrate_backfill_resume(job_name text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    job bigint;
+BEGIN
+    PERFORM migrate.backfill_check_context('migrate_backfill_resume');
+    job := migrate.backfill_resume_prepare(job_name);
+    COMMIT;
+    CALL migrate.backfill_run(job);
+END
+$$;
+
+-- SET NOT NULL without holding ACCESS EXCLUSIVE for a full-table scan:
+-- a NOT VALID check, validated in its own transaction (SHARE UPDATE EXCLUSIVE,
+-- reads and writes go on), then SET NOT NULL, which uses the validated check
+-- instead of scanning, then the check is dropped. Safe to rerun after a failure.
+CREATE PROCEDURE migrate_set_not_null(table_name regclass, column_name name, lock_timeout_ms integer DEFAULT 1000)
+LANGUAGE plpgsql AS $$
+DECLARE
+    check_name name;
+    step text;
+BEGIN
+    PERFORM migrate.backfill_check_context('migrate_set_not_null');
+    check_name := migrate.not_null_check_name(table_name::oid, column_name);
+    IF check_name IS NULL THEN
+        RETURN;  -- already NOT NULL (a NOTICE said so)
+    END IF;
+    FOREACH step IN ARRAY ARRAY['add', 'validate', 'set'] LOOP
+        PERFORM migrate.set_not_null_step(table_name::oid, column_name, check_name, step, lock_timeout_ms);
+        COMMIT;
+    END LOOP;
+END
+$$;

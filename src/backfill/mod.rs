@@ -1,0 +1,10 @@
+//! Batched backfills as server-side procedures that commit after every batch.
+//!
+//! `planner` is pure (batch SQL, adaptive size, backoff, progress text);
+//! `procedure` holds the SQL functions one batch at a time; `backfill.sql`
+//! holds the PL/pgSQL procedures that loop and COMMIT.
+
+pub mod planner;
+mod procedure;
+
+pgrx::extension_sql_file!("backfill.sql", name = "backfill", finalize);

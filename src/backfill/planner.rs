@@ -1,0 +1,226 @@
+//! Pure decisions for batched backfills: the keyset SQL of a batch, the adaptive
+//! batch size, retry backoff and progress text. No pgrx here; identifiers arrive
+//! already quoted by the server (regclass output, quote_ident).
+
+/// One column of the key the batches walk, in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyColumn {
+    /// Quoted identifier, e.g. `id` or `"Order Id"`.
+    pub name: String,
+    /// SQL type, e.g. `bigint`, `uuid`, `character varying(20)`.
+    pub type_sql: String,
+}
+
+fn key_list(keys: &[KeyColumn]) -> String {
+    keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// `($1[1]::bigint, $1[2]::text)`: a key passed as text[] cast back to its types.
+fn key_param(keys: &[KeyColumn], param: usize) -> String {
+    let parts: Vec<String> =
+        keys.iter().enumerate().map(|(i, k)| format!("${param}[{}]::{}", i + 1, k.type_sql)).collect();
+    format!("({})", parts.join(", "))
+}
+
+/// `(a, b) > ($1[1]::int, $1[2]::uuid)`: row comparison keeps composite keys in
+/// index order, so the primary-key index serves it as a range.
+fn after_key(keys: &[KeyColumn], param: usize) -> String {
+    format!("({}) > {}", key_list(keys), key_param(keys, param))
+}
+
+/// Keyset batches: `key > last ORDER BY key LIMIT n`. The first batch has no
+/// `last`. Each statement is built for the case at hand (rather than
+/// `$1 IS NULL OR ...`) so the planner can always use the index.
+///
+/// The key that ends this batch: `$1` = last key (text[], when `after`), then the
+/// batch size. No row means fewer keys than a batch remain.
+pub fn batch_end_sql(table: &str, keys: &[KeyColumn], after: bool) -> String {
+    let as_text: Vec<String> = keys.iter().map(|k| format!("{}::text", k.name)).collect();
+    let (filter, size) = if after { (format!(" WHERE {}", after_key(keys, 1)), "$2") } else { (String::new(), "$1") };
+    format!(
+        "SELECT ARRAY[{}] FROM {table}{filter} ORDER BY {} OFFSET {size} - 1 LIMIT 1",
+        as_text.join(", "),
+        key_list(keys)
+    )
+}
+
+/// The batch's UPDATE: keys after `$1` (when `after`) up to and including the
+/// batch end (when `end`, else to the end of the table), rows matching `condition`.
+pub fn update_sql(
+    table: &str,
+    keys: &[KeyColumn],
+    set_list: &str,
+    condition: Option<&str>,
+    after: bool,
+    end: bool,
+) -> String {
+    let mut predicates = Vec::new();
+    if after {
+        predicates.push(after_key(keys, 1));
+    }
+    if end {
+        predicates.push(format!("({}) <= {}", key_list(keys), key_param(keys, if after { 2 } else { 1 })));
+    }
+    if let Some(condition) = condition {
+        predicates.push(format!("({condition})"));
+    }
+    let filter = if predicates.is_empty() { String::new() } else { format!(" WHERE {}", predicates.join(" AND ")) };
+    format!("UPDATE {table} SET {set_list}{filter}")
+}
+
+/// How many keys the final batch covered: `$1` = last key (when `after`).
+pub fn remaining_sql(table: &str, keys: &[KeyColumn], after: bool) -> String {
+    if after {
+        format!("SELECT count(*) FROM {table} WHERE {}", after_key(keys, 1))
+    } else {
+        format!("SELECT count(*) FROM {table}")
+    }
+}
+
+/// Limits of the adaptive batch size.
+pub const MIN_BATCH: i32 = 100;
+pub const MAX_BATCH: i32 = 100_000;
+
+/// Next batch size for a target duration, as GitLab's batch optimizer does:
+/// scale by target/actual, but never more than double or halve in one step.
+pub fn next_batch_size(current: i32, target_ms: Option<i32>, actual_ms: f64) -> i32 {
+    let Some(target) = target_ms.filter(|t| *t > 0) else { return current };
+    let current = f64::from(current.max(1));
+    let scaled = if actual_ms <= 0.0 { current * 2.0 } else { current * f64::from(target) / actual_ms };
+    let bounded = scaled.clamp(current / 2.0, current * 2.0).round();
+    (bounded as i32).clamp(MIN_BATCH, MAX_BATCH)
+}
+
+/// Backoff before retry `attempt` (1-based) after a lock timeout, deadlock or
+/// serialization failure: 100 ms, 200 ms, 400 ms ... capped at 5 s.
+pub fn retry_backoff_ms(attempt: u32) -> u64 {
+    let exponent = attempt.saturating_sub(1).min(16);
+    (100u64 << exponent).min(5_000)
+}
+
+/// SQLSTATEs worth retrying: lock_not_available, deadlock_detected, serialization_failure.
+pub fn is_retryable(sqlstate: &str) -> bool {
+    matches!(sqlstate, "55P03" | "40P01" | "40001")
+}
+
+/// "1,200,000 of ~5,000,000 keys (24.0%), 40,000 keys/s, about 1m35s left".
+/// The rate is this run's (`scanned_this_run` over `elapsed_s`), so a resumed
+/// job does not count the keys of earlier runs against this run's time.
+pub fn progress_text(scanned: i64, scanned_this_run: i64, estimated_total: Option<i64>, elapsed_s: f64) -> String {
+    let rate = if elapsed_s > 0.0 { scanned_this_run.max(0) as f64 / elapsed_s } else { 0.0 };
+    let mut text = match estimated_total.filter(|t| *t > 0) {
+        Some(total) => {
+            let percent = (100.0 * scanned as f64 / total as f64).min(100.0);
+            format!("{} of ~{} keys ({percent:.1}%)", thousands(scanned), thousands(total))
+        }
+        None => format!("{} keys", thousands(scanned)),
+    };
+    if rate >= 1.0 {
+        text.push_str(&format!(", {} keys/s", thousands(rate as i64)));
+        if let Some(left) = estimated_total.map(|total| total - scanned).filter(|left| *left > 0) {
+            text.push_str(&format!(", about {} left", duration_text((left as f64 / rate).round() as u64)));
+        }
+    }
+    text
+}
+
+fn thousands(value: i64) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if value < 0 { format!("-{out}") } else { out }
+}
+
+fn duration_text(seconds: u64) -> String {
+    match seconds {
+        0 => "<1s".to_string(),
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Vec<KeyColumn> {
+        vec![
+            KeyColumn { name: "tenant".into(), type_sql: "integer".into() },
+            KeyColumn { name: "\"Order Id\"".into(), type_sql: "uuid".into() },
+        ]
+    }
+
+    #[test]
+    fn composite_keys_use_row_comparison_in_index_order() {
+        assert_eq!(
+            batch_end_sql("public.orders", &keys(), true),
+            "SELECT ARRAY[tenant::text, \"Order Id\"::text] FROM public.orders \
+             WHERE (tenant, \"Order Id\") > ($1[1]::integer, $1[2]::uuid) \
+             ORDER BY tenant, \"Order Id\" OFFSET $2 - 1 LIMIT 1"
+        );
+        assert_eq!(
+            update_sql("public.orders", &keys(), "state = 'x'", Some("state IS NULL"), true, true),
+            "UPDATE public.orders SET state = 'x' \
+             WHERE (tenant, \"Order Id\") > ($1[1]::integer, $1[2]::uuid) \
+             AND (tenant, \"Order Id\") <= ($2[1]::integer, $2[2]::uuid) AND (state IS NULL)"
+        );
+    }
+
+    #[test]
+    fn first_and_last_batches_drop_the_missing_bound() {
+        let one = vec![KeyColumn { name: "id".into(), type_sql: "bigint".into() }];
+        assert_eq!(batch_end_sql("t", &one, false), "SELECT ARRAY[id::text] FROM t ORDER BY id OFFSET $1 - 1 LIMIT 1");
+        assert_eq!(update_sql("t", &one, "n = n + 1", None, false, true), "UPDATE t SET n = n + 1 WHERE (id) <= ($1[1]::bigint)");
+        assert_eq!(update_sql("t", &one, "n = n + 1", None, true, false), "UPDATE t SET n = n + 1 WHERE (id) > ($1[1]::bigint)");
+        assert_eq!(update_sql("t", &one, "n = 1", Some("n IS NULL"), false, false), "UPDATE t SET n = 1 WHERE (n IS NULL)");
+        assert_eq!(remaining_sql("t", &one, true), "SELECT count(*) FROM t WHERE (id) > ($1[1]::bigint)");
+        assert_eq!(remaining_sql("t", &one, false), "SELECT count(*) FROM t");
+    }
+
+    #[test]
+    fn batch_size_follows_the_target_within_bounds() {
+        assert_eq!(next_batch_size(1000, None, 5000.0), 1000);
+        assert_eq!(next_batch_size(1000, Some(100), 50.0), 2000);
+        assert_eq!(next_batch_size(1000, Some(100), 10.0), 2000, "at most doubles");
+        assert_eq!(next_batch_size(1000, Some(100), 400.0), 500, "at most halves");
+        assert_eq!(next_batch_size(1000, Some(100), 125.0), 800);
+        assert_eq!(next_batch_size(150, Some(10), 1000.0), MIN_BATCH);
+        assert_eq!(next_batch_size(90_000, Some(100), 1.0), MAX_BATCH);
+        assert_eq!(next_batch_size(1000, Some(100), 0.0), 2000);
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(retry_backoff_ms(1), 100);
+        assert_eq!(retry_backoff_ms(2), 200);
+        assert_eq!(retry_backoff_ms(4), 800);
+        assert_eq!(retry_backoff_ms(30), 5_000);
+    }
+
+    #[test]
+    fn retries_only_transient_failures() {
+        assert!(is_retryable("55P03") && is_retryable("40P01") && is_retryable("40001"));
+        assert!(!is_retryable("57014"), "a cancel is the user's decision");
+        assert!(!is_retryable("22012"));
+    }
+
+    #[test]
+    fn progress_reads_well() {
+        assert_eq!(progress_text(1_200_000, 1_200_000, Some(5_000_000), 30.0),
+                   "1,200,000 of ~5,000,000 keys (24.0%), 40,000 keys/s, about 1m35s left");
+        assert_eq!(progress_text(1_200_000, 200_000, Some(5_000_000), 10.0),
+                   "1,200,000 of ~5,000,000 keys (24.0%), 20,000 keys/s, about 3m10s left",
+                   "a resumed run's rate counts only its own keys");
+        assert_eq!(progress_text(500, 500, None, 1.0), "500 keys, 500 keys/s");
+        assert_eq!(progress_text(10, 10, Some(0), 0.0), "10 keys");
+        assert_eq!(progress_text(6_000, 6_000, Some(5_000), 2.0), "6,000 of ~5,000 keys (100.0%), 3,000 keys/s");
+        assert_eq!(duration_text(7322), "2h02m");
+        assert_eq!(duration_text(0), "<1s");
+    }
+}

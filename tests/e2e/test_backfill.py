@@ -1,0 +1,301 @@
+"""Batched backfills: COMMIT after every batch, resumable after a kill, a cancel
+or a server restart, pause/cancel from another session, lock-timeout retries,
+adaptive batch size, replication-lag throttling against a real standby, and
+refusal of bad input before any row changes."""
+
+import subprocess
+import threading
+import time
+
+import psycopg
+import pytest
+
+from conftest import PORT, ROOT, applied, connect, dsn, load, psql, revision, scalar
+
+ROWS = 200_000
+
+
+def make_counter_table(conn, rows=ROWS, name="counters"):
+    conn.execute(f"CREATE TABLE {name} (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, role text)")
+    conn.execute(f"INSERT INTO {name} (id) SELECT g FROM generate_series(1, {rows}) g")
+    conn.execute(f"ANALYZE {name}")
+
+
+def job(conn, name):
+    row = conn.execute("SELECT status, rows_done, rows_scanned, batches, retries, lag_waits, batch_size "
+                       "FROM migrate.backfills WHERE job_name = %s", (name,)).fetchone()
+    return dict(zip(["status", "rows_done", "rows_scanned", "batches", "retries", "lag_waits", "batch_size"], row))
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+def start_backfill(db, call):
+    """Run CALL in a thread on its own connection; returns (thread, pid, errors)."""
+    conn = connect(db)
+    pid = scalar(conn, "SELECT pg_backend_pid()")
+    errors = []
+
+    def run():
+        try:
+            conn.execute(call)
+        except psycopg.Error as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, pid, errors
+
+
+SLOW_INCREMENT = "CALL migrate_backfill('counters', 'n = n + 1', job_name => 'inc', batch_size => 2000, pause_ms => 20)"
+
+
+def assert_each_row_incremented_once(conn):
+    assert conn.execute("SELECT count(*), min(n), max(n) FROM counters").fetchone() == (ROWS, 1, 1)
+
+
+def test_killed_session_resumes_without_double_or_missed_rows(db):
+    conn = connect(db)
+    make_counter_table(conn)
+    thread, pid, errors = start_backfill(db, SLOW_INCREMENT)
+    wait_for(lambda: (job(conn, "inc")["rows_done"] or 0) >= 20_000 if scalar(
+        conn, "SELECT count(*) FROM migrate.backfills") else False)
+    assert scalar(conn, "SELECT pg_terminate_backend(%s)", (pid,))
+    thread.join(30)
+    assert errors
+    state = job(conn, "inc")
+    assert state["status"] == "running" and 0 < state["rows_done"] < ROWS
+    # Committed batches are exactly what the table shows.
+    assert scalar(conn, "SELECT count(*) FROM counters WHERE n = 1") == state["rows_done"]
+    conn.execute("CALL migrate_backfill_resume('inc')")
+    assert_each_row_incremented_once(conn)
+    assert job(conn, "inc")["status"] == "done"
+
+
+def test_cancelled_statement_resumes_by_calling_again(db):
+    conn = connect(db)
+    make_counter_table(conn)
+    thread, pid, errors = start_backfill(db, SLOW_INCREMENT)
+    wait_for(lambda: scalar(conn, "SELECT coalesce(max(rows_done), 0) FROM migrate.backfills") >= 10_000)
+    assert scalar(conn, "SELECT pg_cancel_backend(%s)", (pid,))
+    thread.join(30)
+    assert errors and errors[0].sqlstate == "57014"
+    assert job(conn, "inc")["rows_done"] < ROWS
+    conn.execute(SLOW_INCREMENT.replace("pause_ms => 20", "pause_ms => 0"))  # same job name: continues
+    assert_each_row_incremented_once(conn)
+
+
+def test_server_restart_then_resume(db):
+    conn = connect(db)
+    make_counter_table(conn)
+    thread, pid, errors = start_backfill(db, SLOW_INCREMENT)
+    wait_for(lambda: scalar(conn, "SELECT coalesce(max(rows_done), 0) FROM migrate.backfills") >= 10_000)
+    conn.close()
+    subprocess.run([str(ROOT / "scripts/cluster.sh"), "restart", "test"], check=True)
+    thread.join(30)
+    assert errors
+    conn = connect(db)
+    conn.execute("CALL migrate_backfill_resume('inc')")
+    assert_each_row_incremented_once(conn)
+
+
+def test_pause_and_cancel_from_another_session(db):
+    conn = connect(db)
+    make_counter_table(conn)
+    thread, _, errors = start_backfill(db, SLOW_INCREMENT)
+    wait_for(lambda: scalar(conn, "SELECT coalesce(max(rows_done), 0) FROM migrate.backfills") > 0)
+    assert "paused" in scalar(conn, "SELECT migrate_backfill_pause('inc')")
+    thread.join(30)
+    assert not errors  # the CALL ends normally at the batch boundary
+    paused = job(conn, "inc")
+    assert paused["status"] == "paused" and paused["rows_done"] < ROWS
+    time.sleep(0.2)
+    assert job(conn, "inc")["rows_done"] == paused["rows_done"]  # really stopped
+
+    thread, _, errors = start_backfill(db, "CALL migrate_backfill_resume('inc')")
+    wait_for(lambda: job(conn, "inc")["rows_done"] > paused["rows_done"])
+    scalar(conn, "SELECT migrate_backfill_cancel('inc')")
+    thread.join(30)
+    assert job(conn, "inc")["status"] == "cancelled"
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+        conn.execute("CALL migrate_backfill_resume('inc')")
+    # Whatever was committed was applied exactly once.
+    assert scalar(conn, "SELECT count(*) FROM counters WHERE n NOT IN (0, 1)") == 0
+    assert scalar(conn, "SELECT count(*) FROM counters WHERE n = 1") == job(conn, "inc")["rows_done"]
+
+
+def test_lock_timeout_retries_with_backoff(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=20_000)
+    blocker = connect(db, autocommit=False)
+    blocker.execute("SELECT * FROM counters WHERE id = 5000 FOR UPDATE")
+    thread, _, errors = start_backfill(
+        db, "CALL migrate_backfill('counters', 'n = n + 1', job_name => 'r', batch_size => 1000, lock_timeout_ms => 100)")
+    time.sleep(1.5)
+    blocker.rollback()
+    thread.join(60)
+    assert not errors
+    state = job(conn, "r")
+    assert state["status"] == "done" and state["retries"] >= 2
+    assert conn.execute("SELECT count(*), min(n), max(n) FROM counters").fetchone() == (20_000, 1, 1)
+
+
+def test_gives_up_after_max_retries_and_records_why(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=5_000)
+    blocker = connect(db, autocommit=False)
+    blocker.execute("SELECT * FROM counters WHERE id = 10 FOR UPDATE")
+    with pytest.raises(psycopg.errors.LockNotAvailable) as caught:
+        conn.execute("CALL migrate_backfill('counters', 'n = 1', job_name => 'g', lock_timeout_ms => 50, max_retries => 2)")
+    blocker.rollback()
+    assert "migrate_backfill_resume('g')" in caught.value.diag.message_hint
+    state = job(conn, "g")
+    assert state["status"] == "failed" and state["retries"] == 2
+    conn.execute("CALL migrate_backfill_resume('g')")
+    assert job(conn, "g")["status"] == "done"
+
+
+def test_adaptive_batch_size_and_composite_text_keys(db):
+    conn = connect(db)
+    conn.execute("CREATE TABLE events (tenant text, id uuid, seen boolean, PRIMARY KEY (tenant, id))")
+    conn.execute("INSERT INTO events SELECT 'tenant-' || (g % 13), gen_random_uuid(), NULL "
+                 "FROM generate_series(1, 60000) g")
+    conn.execute("CALL migrate_backfill('events', 'seen = false', 'seen IS NULL', job_name => 'a', "
+                 "batch_size => 100, target_batch_ms => 200)")
+    state = job(conn, "a")
+    assert state["status"] == "done" and state["rows_done"] == 60_000
+    assert state["batch_size"] > 100, "fast batches grow toward the target duration"
+    assert scalar(conn, "SELECT count(*) FROM events WHERE seen IS NULL") == 0
+
+
+def test_status_view_reports_rate(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=50_000)
+    conn.execute("CALL migrate_backfill('counters', $$role = 'member'$$, 'role IS NULL', job_name => 'v')")
+    row = conn.execute("SELECT status, percent, keys_per_second, rows_done FROM migrate_backfill_status "
+                       "WHERE job_name = 'v'").fetchone()
+    assert row[0] == "done" and row[1] == 100 and row[2] > 0 and row[3] == 50_000
+
+
+@pytest.mark.parametrize("args, sqlstate, words", [
+    ("'counters', $$role = 'x'; DROP TABLE counters$$", "42601", "more than one statement"),
+    ("'counters', $$role = 'x' WHERE true$$", "42601", "not a single expression"),
+    ("'counters', $$role = 'x'$$, $$true; DROP TABLE counters$$", "42601", "more than one statement"),
+    ("'counters', $$role = 'x'$$, $$true) OR (true$$", "42601", "syntax error"),
+    ("'counters', $$nope = 1$$", "42703", "column \"nope\""),
+    ("'counters', $$n = 'many'$$", "22P02", "invalid input syntax"),
+    ("'no_such_table', $$n = 1$$", "42P01", "does not exist"),
+    ("'nopk', $$a = 1$$", "0A000", "no primary key"),
+])
+def test_bad_input_is_refused_before_any_change(db, args, sqlstate, words):
+    conn = connect(db)
+    make_counter_table(conn, rows=1_000)
+    conn.execute("CREATE TABLE nopk (a int)")
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(f"CALL migrate_backfill({args})")
+    assert caught.value.sqlstate == sqlstate, caught.value
+    assert words in str(caught.value)
+    assert scalar(conn, "SELECT to_regclass('counters') IS NOT NULL")
+    assert scalar(conn, "SELECT count(*) FROM counters WHERE role IS NOT NULL OR n <> 0") == 0
+    assert scalar(conn, "SELECT count(*) FROM migrate.backfills") == 0
+
+
+def test_empty_table_completes_with_zero_rows(db):
+    conn = connect(db)
+    conn.execute("CREATE TABLE empty (id int PRIMARY KEY, v int)")
+    conn.execute("CALL migrate_backfill('empty', 'v = 1', job_name => 'e')")
+    assert job(conn, "e")["status"] == "done" and job(conn, "e")["rows_done"] == 0
+
+
+def test_cannot_commit_inside_a_transaction_or_a_function(db):
+    conn = connect(db, autocommit=False)
+    make_counter_table(conn, rows=10)
+    with pytest.raises(psycopg.errors.ActiveSqlTransaction) as caught:
+        conn.execute("CALL migrate_backfill('counters', 'n = 1')")
+    assert "autocommit" in caught.value.diag.message_hint
+    conn.rollback()
+    conn.autocommit = True
+    make_counter_table(conn, rows=10)
+    conn.execute("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN CALL migrate_backfill('counters', 'n = 1'); END $$")
+    with pytest.raises(psycopg.errors.InvalidTransactionTermination) as caught:
+        conn.execute("SELECT f()")
+    assert "CALL migrate_backfill" in caught.value.diag.message_hint
+
+
+def test_set_not_null_skips_the_full_scan(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=10_000)
+    conn.execute("UPDATE counters SET role = 'member'")
+    notices = []
+    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+    conn.execute("SET client_min_messages = debug1")
+    conn.execute("CALL migrate_set_not_null('counters', 'role')")
+    conn.execute("RESET client_min_messages")
+    assert any("sufficient to prove that it does not contain nulls" in n for n in notices), notices
+    assert scalar(conn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'counters'::regclass AND attname = 'role'")
+    assert scalar(conn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'counters'::regclass AND contype = 'c'") == 0
+
+
+def test_set_not_null_refuses_nulls_and_can_be_rerun(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=1_000)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("CALL migrate_set_not_null('counters', 'role')")
+    conn.execute("UPDATE counters SET role = 'x'")
+    conn.execute("CALL migrate_set_not_null('counters', 'role')")  # picks up the NOT VALID check left behind
+    assert scalar(conn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'counters'::regclass AND attname = 'role'")
+
+
+def test_backfill_from_a_non_transactional_revision(db):
+    conn = connect(db)
+    base = revision("cccc00000001", """
+        CREATE TABLE accounts (id bigint PRIMARY KEY, plan text);
+        INSERT INTO accounts SELECT g, NULL FROM generate_series(1, 5000) g;
+    """, "DROP TABLE accounts;")
+    fill = revision("cccc00000002", """
+        CALL migrate_backfill('accounts', $$plan = 'free'$$, 'plan IS NULL', job_name => 'accounts_plan', batch_size => 500);
+    """, "UPDATE accounts SET plan = NULL;", revises="cccc00000001", transactional=False)
+    load(conn, base, fill)
+    psql(db, "SELECT * FROM migrate_plan('head') \\gexec\n")
+    assert applied(conn) == {"cccc00000001", "cccc00000002"}
+    assert scalar(conn, "SELECT count(*) FROM accounts WHERE plan = 'free'") == 5000
+    assert job(conn, "accounts_plan")["batches"] == 11  # 10 full batches, then one that finds the end
+    # In a transactional revision it could not commit: refused when loaded.
+    bad = revision("cccc00000003", "CALL migrate_backfill('accounts', 'plan = NULL');", revises="cccc00000002")
+    with pytest.raises(psycopg.errors.ActiveSqlTransaction):
+        load(conn, bad)
+
+
+def test_waits_while_a_standby_lags(db):
+    """A real streaming standby (pg_basebackup -R) with replay paused: the backfill
+    waits, counting lag waits, and finishes once the standby catches up."""
+    cluster = str(ROOT / "scripts/cluster.sh")
+    standby_port = PORT + 10
+    subprocess.run([cluster, "standby", "standby", "test", str(standby_port)], check=True)
+    try:
+        conn = connect(db)
+        make_counter_table(conn, rows=20_000)
+        standby = psycopg.connect(f"host=127.0.0.1 port={standby_port} user=postgres dbname={db}", autocommit=True)
+        wait_for(lambda: scalar(conn, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == 1)
+        standby.execute("SELECT pg_wal_replay_pause()")
+        conn.execute("CREATE TABLE churn AS SELECT g FROM generate_series(1, 10000) g")  # WAL the standby won't replay
+        wait_for(lambda: scalar(conn, "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication") > 0.5)
+        thread, _, errors = start_backfill(
+            db, "CALL migrate_backfill('counters', 'n = n + 1', job_name => 'lag', batch_size => 1000, "
+                "max_replication_lag_ms => 300)")
+        wait_for(lambda: scalar(conn, "SELECT coalesce(max(lag_waits), 0) FROM migrate.backfills") >= 3)
+        assert job(conn, "lag")["rows_done"] == 0, "no batch while the standby lags"
+        standby.execute("SELECT pg_wal_replay_resume()")
+        thread.join(120)
+        assert not errors
+        assert job(conn, "lag")["status"] == "done"
+        assert conn.execute("SELECT min(n), max(n) FROM counters").fetchone() == (1, 1)
+        standby.close()
+    finally:
+        subprocess.run([cluster, "stop", "standby"], check=False)
