@@ -1,0 +1,209 @@
+"""make bench, backfills: ratios measured side by side in one run.
+
+Workload: a table of N rows (default 1,000,000), SET role = 'member' WHERE role IS NULL.
+  single UPDATE     one UPDATE ... SET ... WHERE ... statement
+  migrate_backfill  CALL migrate_backfill(...), committing after every batch
+  hand loop         UPDATE ... WHERE id IN (SELECT id ... WHERE role IS NULL LIMIT n)
+                    repeated in a PL/pgSQL procedure with COMMIT
+Then again with concurrent writers (pgbench, 2 clients updating random rows of
+the same table), comparing their p99 latency with and without the operation.
+Memory: the backend's private memory (RssAnon) at two table sizes.
+Nothing here asserts a time.
+"""
+
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+
+PORT = int(os.environ.get("BENCH_PORT", "54332"))
+ROWS = int(os.environ.get("BENCH_BACKFILL_ROWS", "1000000"))
+BATCH = int(os.environ.get("BENCH_BACKFILL_BATCH", "1000"))
+# With writers running, the backfill is throttled as it would be in production.
+PAUSE_MS = int(os.environ.get("BENCH_BACKFILL_PAUSE_MS", "30"))
+DB = "bench_backfill"
+
+
+def dsn(db=DB):
+    return f"host=127.0.0.1 port={PORT} user=postgres dbname={db}"
+
+
+def connect():
+    return psycopg.connect(dsn(), autocommit=True)
+
+
+def make_table(conn, name, rows=ROWS):
+    conn.execute(f"DROP TABLE IF EXISTS {name}")
+    conn.execute(f"CREATE TABLE {name} (id bigint PRIMARY KEY, role text, counter int NOT NULL DEFAULT 0, "
+                 "payload text NOT NULL DEFAULT repeat('x', 40))")
+    conn.execute(f"INSERT INTO {name} (id) SELECT g FROM generate_series(1, {rows}) g")
+    conn.execute(f"VACUUM ANALYZE {name}")
+
+
+def timed(conn, sql):
+    start = time.perf_counter()
+    conn.execute(sql)
+    return time.perf_counter() - start
+
+
+def single(table):
+    return f"UPDATE {table} SET role = 'member' WHERE role IS NULL"
+
+
+def backfill(table, pause_ms=0):
+    return (f"CALL migrate_backfill('{table}', $$role = 'member'$$, 'role IS NULL', "
+            f"job_name => '{table}', batch_size => {BATCH}, pause_ms => {pause_ms})")
+
+
+def hand_loop(table):
+    return f"CALL hand_loop('{table}', {BATCH})"
+
+
+HAND_LOOP = """
+CREATE OR REPLACE PROCEDURE hand_loop(t regclass, n integer) LANGUAGE plpgsql AS $$
+DECLARE done bigint;
+BEGIN
+    LOOP
+        EXECUTE format('UPDATE %s SET role = ''member'' WHERE id IN (SELECT id FROM %s WHERE role IS NULL LIMIT %s)', t, t, n);
+        GET DIAGNOSTICS done = ROW_COUNT;
+        COMMIT;
+        EXIT WHEN done = 0;
+    END LOOP;
+END $$;
+"""
+
+
+def writers(table, seconds, workdir):
+    """pgbench: 2 clients updating random rows; returns [(start_s, latency_ms)]."""
+    script = workdir / f"writer_{table}.sql"
+    script.write_text(f"\\set id random(1, {ROWS})\nUPDATE {table} SET counter = counter + 1 WHERE id = :id;\n")
+    prefix = workdir / f"log_{table}"
+    subprocess.run(["pgbench", "-n", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres", "-c", "2", "-j", "1",
+                    "-T", str(seconds), "-f", str(script), "-l", "--log-prefix", str(prefix), DB],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples = []
+    for log in workdir.glob(f"log_{table}.*"):
+        for line in log.read_text().splitlines():
+            fields = line.split()
+            latency_us, epoch, micros = int(fields[2]), int(fields[4]), int(fields[5])
+            end = epoch + micros / 1e6
+            samples.append((end - latency_us / 1e6, latency_us / 1000))
+    return samples
+
+
+def p99(latencies):
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] if ordered else float("nan")
+
+
+def with_writers(conn, table, sql, seconds, workdir):
+    """Writers run `seconds`; the operation starts after 1 s.
+    Returns (op time, writer latencies of transactions that started in its window)."""
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("samples", writers(table, seconds, workdir)))
+    thread.start()
+    time.sleep(1.0)
+    start = time.time()
+    box["op"] = timed(conn, sql) if sql else 0.0
+    end = time.time()
+    thread.join()
+    window = [lat for s, lat in box["samples"] if (start <= s <= end) or not sql]
+    return box["op"], window
+
+
+def rss_anon_kb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    return 0
+
+
+def peak_private_memory(conn, table):
+    """Peak private (non-shared) memory of the backend running the backfill."""
+    runner = connect()
+    pid = runner.execute("SELECT pg_backend_pid()").fetchone()[0]
+    peak = [rss_anon_kb(pid)]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            try:
+                peak.append(rss_anon_kb(pid))
+            except OSError:
+                return
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    runner.execute(backfill(table).replace(f"job_name => '{table}'", f"job_name => '{table}_mem'"))
+    stop.set()
+    sampler.join()
+    runner.close()
+    return max(peak)
+
+
+def main():
+    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DB}")
+    conn = connect()
+    conn.execute("CREATE EXTENSION pg_migrate")
+    conn.execute(HAND_LOOP)
+    conn.execute("SET client_min_messages = warning")
+    workdir = Path(tempfile.mkdtemp(prefix="pgm_bf_"))
+
+    for name in ("bf_single", "bf_backfill", "bf_loop"):
+        make_table(conn, name)
+    t_single = timed(conn, single("bf_single"))
+    t_backfill = timed(conn, backfill("bf_backfill"))
+    t_loop = timed(conn, hand_loop("bf_loop"))
+    assert conn.execute("SELECT count(*) FROM bf_backfill WHERE role IS NULL").fetchone()[0] == 0
+
+    for name in ("w_base", "w_single", "w_backfill"):
+        make_table(conn, name)
+    # Writers run longer than the operation (which starts after 1 s) whatever it takes.
+    throttled_estimate = t_backfill + ROWS / BATCH * PAUSE_MS / 1000
+    _, base = with_writers(conn, "w_base", None, 8, workdir)
+    op_single, during_single = with_writers(conn, "w_single", single("w_single"), int(t_single * 3) + 5, workdir)
+    op_backfill, during_backfill = with_writers(conn, "w_backfill", backfill("w_backfill", PAUSE_MS),
+                                                int(throttled_estimate * 1.5) + 5, workdir)
+
+    small = ROWS // 10
+    make_table(conn, "m_small", small)
+    make_table(conn, "m_large", ROWS)
+    mem_small = peak_private_memory(conn, "m_small")
+    mem_large = peak_private_memory(conn, "m_large")
+
+    rows = f"{ROWS:,}"
+    print(f"\nBackfill of {rows} rows, SET role = 'member' WHERE role IS NULL, batches of {BATCH} (seconds)")
+    print(f"  single UPDATE          {t_single:7.2f}  ({ROWS / t_single:,.0f} rows/s)")
+    print(f"  migrate_backfill       {t_backfill:7.2f}  ({ROWS / t_backfill:,.0f} rows/s)   "
+          f"throughput {t_single / t_backfill:.0%} of the single UPDATE")
+    print(f"  hand-written loop      {t_loop:7.2f}  ({ROWS / t_loop:,.0f} rows/s)   "
+          f"migrate_backfill is {t_loop / t_backfill:.1f}x faster")
+    print(f"\nConcurrent writers: pgbench, 2 clients, random single-row UPDATEs of the same table")
+    print(f"  (migrate_backfill throttled: batch_size {BATCH}, pause_ms {PAUSE_MS})")
+    base_p99 = p99(base)
+
+    def line(label, latencies, op_s):
+        rate = len(latencies) / op_s if op_s else len(latencies) / 8
+        print(f"  {label:<24} p99 {p99(latencies):8.1f} ms  max {max(latencies):8.1f} ms  "
+              f"{rate:7.0f} writes/s  p99 {p99(latencies) / base_p99:.1f}x the baseline")
+
+    line("no operation", base, 0)
+    line(f"single UPDATE ({op_single:.1f} s)", during_single, op_single)
+    line(f"migrate_backfill ({op_backfill:.1f} s)", during_backfill, op_backfill)
+    print(f"\nBackend private memory (peak RssAnon) during migrate_backfill")
+    print(f"  {small:,} rows: {mem_small / 1024:.1f} MiB; {ROWS:,} rows: {mem_large / 1024:.1f} MiB"
+          f"   ratio {mem_large / mem_small:.2f} for 10x the rows")
+
+
+if __name__ == "__main__":
+    main()
