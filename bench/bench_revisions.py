@@ -22,6 +22,7 @@ import psycopg
 
 PORT = int(os.environ.get("BENCH_PORT", "54332"))
 SIZES = [int(n) for n in os.environ.get("BENCH_REVISIONS", "1000,5000").split(",")]
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))  # median of this many runs, each on a fresh database
 VENV = Path(sys.executable).parent
 
 
@@ -43,7 +44,7 @@ def rev_id(i):
 
 
 def upgrade_sql(i):
-    return f"CREATE TABLE bench_t{i} (id bigint PRIMARY KEY, payload text);"
+    return f"CREATE TABLE bench_t{i} (id bigint CONSTRAINT bench_t{i}_pkey PRIMARY KEY, payload text);"
 
 
 def downgrade_sql(i):
@@ -122,28 +123,36 @@ def bench(n, work):
     up_script.write_text("\n".join(upgrade_sql(i) for i in range(n)) + "\n")
     down_script.write_text("\n".join(downgrade_sql(i) for i in reversed(range(n))) + "\n")
 
-    # Floor: the same SQL in one psql transaction.
-    fresh_db("bench_floor", extension=False)
-    floor_up = psql_file("bench_floor", up_script)
-    floor_down = psql_file("bench_floor", down_script)
-
-    # pg_migrate, in psql, as a DBA would run it.
-    fresh_db("bench_pgm")
-    with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
-        conn.execute("SELECT count(*) FROM migrate_load_dir(%s)", (str(chain),))
-    pgm_up = psql_command("bench_pgm", "SELECT count(*) FROM migrate_upgrade('head')")
-    with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
-        reads = {f: median_ms(conn, f"SELECT * FROM {f}()") for f in
-                 ("migrate_history", "migrate_heads", "migrate_current")}
-    pgm_down = psql_command("bench_pgm", "SELECT count(*) FROM migrate_downgrade('base')")
-
-    # Alembic on the same chain.
-    fresh_db("bench_alembic", extension=False)
     project = work / f"alembic{n}"
     alembic_project(project, n, "bench_alembic")
-    al_up = alembic(project, "upgrade", "head")
-    al_current = alembic(project, "current")
-    al_down = alembic(project, "downgrade", "base")
+    runs = {key: [] for key in ("floor_up", "floor_down", "pgm_up", "pgm_down", "al_up", "al_current", "al_down")}
+    reads = {}
+    for _ in range(REPEAT):
+        # Floor: the same SQL in one psql transaction.
+        fresh_db("bench_floor", extension=False)
+        runs["floor_up"].append(psql_file("bench_floor", up_script))
+        runs["floor_down"].append(psql_file("bench_floor", down_script))
+
+        # pg_migrate, in psql, as a DBA would run it.
+        fresh_db("bench_pgm")
+        with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
+            conn.execute("SELECT count(*) FROM migrate_load_dir(%s)", (str(chain),))
+        runs["pgm_up"].append(psql_command("bench_pgm", "SELECT count(*) FROM migrate_upgrade('head')"))
+        with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
+            for f in ("migrate_history", "migrate_heads", "migrate_current"):
+                reads.setdefault(f, []).append(median_ms(conn, f"SELECT * FROM {f}()"))
+        runs["pgm_down"].append(psql_command("bench_pgm", "SELECT count(*) FROM migrate_downgrade('base')"))
+
+        # Alembic on the same chain.
+        fresh_db("bench_alembic", extension=False)
+        runs["al_up"].append(alembic(project, "upgrade", "head"))
+        runs["al_current"].append(alembic(project, "current"))
+        runs["al_down"].append(alembic(project, "downgrade", "base"))
+
+    m = {key: statistics.median(values) for key, values in runs.items()}
+    floor_up, floor_down, pgm_up, pgm_down = m["floor_up"], m["floor_down"], m["pgm_up"], m["pgm_down"]
+    al_up, al_current, al_down = m["al_up"], m["al_current"], m["al_down"]
+    reads = {f: statistics.median(values) for f, values in reads.items()}
 
     return {
         "n": n, "floor_up": floor_up, "pgm_up": pgm_up, "al_up": al_up,
@@ -160,7 +169,8 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print("\nRevision engine: linear chain, one CREATE TABLE per revision (seconds; ratio = pg_migrate / floor)")
+    print(f"\nRevision engine: linear chain, one CREATE TABLE per revision "
+          f"(seconds, median of {REPEAT} runs; ratio = pg_migrate / floor)")
     print(f"{'revisions':>9} | {'op':<9} | {'floor psql -1':>13} | {'pg_migrate':>10} | {'ratio':>6} | {'alembic':>8} | {'alembic/pg_migrate':>18}")
     for r in results:
         for op, floor, pgm, al in (("upgrade", r["floor_up"], r["pgm_up"], r["al_up"]),

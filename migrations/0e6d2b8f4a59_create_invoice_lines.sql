@@ -3,6 +3,7 @@
 -- Revision ID: 0e6d2b8f4a59
 -- Revises: c7e14f9a3d20
 -- Create Date: 2026-11-10 11:30:00
+-- Allow: drop_table the downgrade removes the table this revision creates
 
 -- migrate:upgrade
 CREATE TABLE invoice_lines (

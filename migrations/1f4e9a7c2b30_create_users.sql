@@ -3,6 +3,7 @@
 -- Revision ID: 1f4e9a7c2b30
 -- Revises:
 -- Create Date: 2026-11-02 09:00:00
+-- Allow: drop_table the downgrade removes the table this revision creates
 
 -- migrate:upgrade
 CREATE TABLE users (

@@ -3,6 +3,7 @@
 -- Revision ID: 3b7d0c5e9f82
 -- Revises: 0e6d2b8f4a59, e29a6f4c8b13
 -- Create Date: 2026-11-18 10:00:00
+-- Allow: drop_column the downgrade removes the column this revision adds
 
 -- migrate:upgrade
 -- Invoice notifications need both branches, so their preference lands here.

@@ -4,6 +4,7 @@
 -- Revises: a4f83c1e6b07
 -- Create Date: 2026-11-13 09:00:00
 -- Depends On: c7e14f9a3d20
+-- Allow: drop_column the downgrade removes the column this revision adds
 
 -- migrate:upgrade
 -- Needs the invoices table from the billing branch (see Depends On) but stays

@@ -3,6 +3,7 @@
 -- Revision ID: 8c2d5b1e0a47
 -- Revises: 1f4e9a7c2b30
 -- Create Date: 2026-11-02 09:10:00
+-- Allow: drop_table the downgrade removes the table this revision creates
 
 -- migrate:upgrade
 CREATE TABLE projects (

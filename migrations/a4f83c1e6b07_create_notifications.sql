@@ -4,6 +4,7 @@
 -- Revises: 5b0a8d2c9e14
 -- Create Date: 2026-11-12 15:00:00
 -- Branch Labels: notifications
+-- Allow: drop_table the downgrade removes the table this revision creates
 
 -- migrate:upgrade
 CREATE TABLE notifications (

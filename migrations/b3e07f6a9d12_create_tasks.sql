@@ -3,6 +3,7 @@
 -- Revision ID: b3e07f6a9d12
 -- Revises: 8c2d5b1e0a47
 -- Create Date: 2026-11-02 09:20:00
+-- Allow: drop_table the downgrade removes the table this revision creates
 
 -- migrate:upgrade
 CREATE TABLE tasks (

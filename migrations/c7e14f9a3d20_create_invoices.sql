@@ -4,6 +4,7 @@
 -- Revises: 5b0a8d2c9e14
 -- Create Date: 2026-11-10 11:00:00
 -- Branch Labels: billing
+-- Allow: drop_table the downgrade removes the table this revision creates
 
 -- migrate:upgrade
 -- Invoices are financial records, so deleting a user who still has invoices is

@@ -3,6 +3,7 @@
 -- Revision ID: d61b0e3c5a98
 -- Revises: 4a9c1d8e7f05
 -- Create Date: 2026-11-03 10:10:00
+-- Allow: drop_column the downgrade removes the column this revision adds
 
 -- migrate:upgrade
 -- Step 1 of 3, nullable and without a table rewrite.  Existing rows stay

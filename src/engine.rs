@@ -177,7 +177,7 @@ pub fn run_section(
                 ),
             },
         };
-        execute_statement(client, label, &text, line);
+        crate::guard::triggers::with_statement(&text, || execute_statement(client, label, &text, line));
     }
 }
 
@@ -323,7 +323,9 @@ pub fn apply_steps(
         let started_at = store::now_us();
         let clock = Instant::now();
         let label = RevisionLabel { id: &step.revision, source_file: definition.source_file.as_deref() };
-        run_section(client, &label, sql, first_line, RunMode::InTransaction);
+        crate::guard::triggers::in_revision(&step.revision, &body.allow, || {
+            run_section(client, &label, sql, first_line, RunMode::InTransaction)
+        });
         let elapsed = i64::try_from(clock.elapsed().as_micros()).unwrap_or(i64::MAX);
         records.push(StepRecord {
             revision: step.revision.clone(),

@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 
 mod backfill;
 mod engine;
+pub mod guard;
 mod errors;
 pub mod revisions;
 mod server_sql;
@@ -19,6 +20,11 @@ mod store;
 mod subxact;
 
 extension_sql_file!("schema.sql", name = "schema", bootstrap);
+
+#[pg_guard]
+extern "C-unwind" fn _PG_init() {
+    guard::settings::define();
+}
 
 #[cfg(test)]
 pub mod pg_test {

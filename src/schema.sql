@@ -17,6 +17,7 @@ CREATE TABLE migrate.revisions (
     upgrade_line   integer NOT NULL DEFAULT 1,
     downgrade_line integer,
     checksum       text NOT NULL,
+    allow          text[] NOT NULL DEFAULT '{}',
     source_file    text,
     source         text NOT NULL,
     loaded_at      timestamptz NOT NULL DEFAULT now(),
@@ -117,3 +118,25 @@ COMMENT ON TABLE migrate.backfills IS 'Batched backfill jobs: progress is commit
 GRANT SELECT ON migrate.backfills TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('migrate.backfills', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.backfills', 'job_id'), '');
+
+-- Acknowledged dangerous operations (pg_migrate.allow or a revision's "-- Allow:" line).
+CREATE TABLE migrate.guard_log (
+    log_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    logged_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    performed_by text NOT NULL,
+    session_role text NOT NULL,
+    backend_pid  integer NOT NULL DEFAULT pg_backend_pid(),
+    rule         text NOT NULL,
+    sqlstate     text NOT NULL,
+    message      text NOT NULL,
+    statement    text,
+    reason       text NOT NULL,
+    revision_id  text,
+    source       text NOT NULL CHECK (source IN ('setting', 'revision'))
+);
+COMMENT ON TABLE migrate.guard_log IS 'Every dangerous operation the guard let through because it was acknowledged';
+CREATE TRIGGER guard_log_append_only BEFORE UPDATE OR DELETE ON migrate.guard_log
+    FOR EACH ROW EXECUTE FUNCTION migrate.events_are_append_only();
+GRANT SELECT ON migrate.guard_log TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('migrate.guard_log', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.guard_log', 'log_id'), '');

@@ -22,6 +22,8 @@ pub struct Definition {
 /// The SQL of one revision, fetched only for the revisions a command runs.
 #[derive(Debug, Clone)]
 pub struct Body {
+    /// `-- Allow:` header lines, applied by the guard while the revision runs.
+    pub allow: Vec<String>,
     pub upgrade_sql: String,
     pub downgrade_sql: Option<String>,
     pub upgrade_line: usize,
@@ -93,7 +95,7 @@ pub fn load_graph(client: &SpiClient<'_>) -> LoadedGraph {
 pub fn bodies(client: &SpiClient<'_>, ids: &[String]) -> HashMap<String, Body> {
     let rows = client
         .select(
-            "SELECT revision_id, upgrade_sql, downgrade_sql, upgrade_line, downgrade_line
+            "SELECT revision_id, upgrade_sql, downgrade_sql, upgrade_line, downgrade_line, allow
                FROM migrate.revisions WHERE revision_id = ANY($1)",
             None,
             &[ids.to_vec().into()],
@@ -110,6 +112,7 @@ pub fn bodies(client: &SpiClient<'_>, ids: &[String]) -> HashMap<String, Body> {
                 downgrade_sql: row.get(3).or_raise("read downgrade SQL"),
                 upgrade_line: line(row.get(4).or_raise("read a line")).unwrap_or(1),
                 downgrade_line: line(row.get(5).or_raise("read a line")),
+                allow: row.get(6).or_raise("read allow").unwrap_or_default(),
             },
         );
     }
@@ -163,8 +166,8 @@ pub fn save_definition(
             "INSERT INTO migrate.revisions AS r
                  (revision_id, message, down_revisions, branch_labels, depends_on, transactional,
                   create_date, upgrade_sql, downgrade_sql, upgrade_line, downgrade_line,
-                  checksum, source_file, source)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                  checksum, source_file, source, allow)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (revision_id) DO UPDATE SET
                  message = EXCLUDED.message, down_revisions = EXCLUDED.down_revisions,
                  branch_labels = EXCLUDED.branch_labels, depends_on = EXCLUDED.depends_on,
@@ -172,7 +175,7 @@ pub fn save_definition(
                  upgrade_sql = EXCLUDED.upgrade_sql, downgrade_sql = EXCLUDED.downgrade_sql,
                  upgrade_line = EXCLUDED.upgrade_line, downgrade_line = EXCLUDED.downgrade_line,
                  checksum = EXCLUDED.checksum, source_file = EXCLUDED.source_file,
-                 source = EXCLUDED.source, loaded_at = now(), loaded_by = current_user",
+                 source = EXCLUDED.source, allow = EXCLUDED.allow, loaded_at = now(), loaded_by = current_user",
             None,
             &[
                 file.revision_id.clone().into(),
@@ -189,6 +192,7 @@ pub fn save_definition(
                 checksum.to_string().into(),
                 source_file.map(str::to_string).into(),
                 source.to_string().into(),
+                file.allow.clone().into(),
             ],
         )
         .or_raise("save a revision");

@@ -25,6 +25,8 @@ pub struct MigrationFile {
     pub depends_on: Vec<String>,
     pub transactional: bool,
     pub create_date: Option<String>,
+    /// `-- Allow: <rule> <reason>` lines: dangerous operations this revision acknowledges.
+    pub allow: Vec<String>,
     pub upgrade_sql: String,
     pub downgrade_sql: Option<String>,
     /// 1-based line of the first upgrade-body line (the line after the marker
@@ -79,16 +81,18 @@ enum HeaderKey {
     BranchLabels,
     DependsOn,
     Transactional,
+    Allow,
 }
 
 impl HeaderKey {
-    const ALL: [HeaderKey; 6] = [
+    const ALL: [HeaderKey; 7] = [
         HeaderKey::RevisionId,
         HeaderKey::Revises,
         HeaderKey::CreateDate,
         HeaderKey::BranchLabels,
         HeaderKey::DependsOn,
         HeaderKey::Transactional,
+        HeaderKey::Allow,
     ];
 
     fn name(self) -> &'static str {
@@ -99,6 +103,7 @@ impl HeaderKey {
             HeaderKey::BranchLabels => "Branch Labels",
             HeaderKey::DependsOn => "Depends On",
             HeaderKey::Transactional => "Transactional",
+            HeaderKey::Allow => "Allow",
         }
     }
 
@@ -365,12 +370,14 @@ struct Header {
     depends_on: Vec<String>,
     transactional: Option<bool>,
     create_date: Option<String>,
+    allow: Vec<String>,
 }
 
 impl Header {
     fn set(&mut self, key: HeaderKey, value: &str, line: usize) -> Result<(), ParseError> {
         let slot = key as usize;
-        if self.seen[slot] {
+        // Allow may be given once per acknowledged rule.
+        if self.seen[slot] && key != HeaderKey::Allow {
             return Err(ParseError::at(
                 ParseErrorKind::DuplicateHeaderKey {
                     key: key.name().to_string(),
@@ -408,6 +415,8 @@ impl Header {
             HeaderKey::CreateDate => {
                 self.create_date = (!value.is_empty()).then(|| value.to_string());
             }
+            // "<rule> <reason>"; the guard checks the rule name and the reason.
+            HeaderKey::Allow => self.allow.push(value.to_string()),
         }
         Ok(())
     }
@@ -581,6 +590,7 @@ pub fn parse_migration(source: &str) -> Result<MigrationFile, ParseError> {
         depends_on: header.depends_on,
         transactional: header.transactional.unwrap_or(true),
         create_date: header.create_date,
+        allow: header.allow,
         upgrade_sql,
         downgrade_sql,
         upgrade_line,
@@ -636,6 +646,7 @@ DROP TABLE user_preferences;
                 depends_on: vec!["1a2b3c4d5e6f".into()],
                 transactional: false,
                 create_date: Some("2026-11-20 10:00:00".into()),
+                allow: vec![],
                 upgrade_sql: "CREATE TABLE user_preferences (\n    id bigint PRIMARY KEY,\n    prefs jsonb\n);".into(),
                 downgrade_sql: Some("DROP TABLE user_preferences;".into()),
                 upgrade_line: 11,
@@ -1237,5 +1248,19 @@ DROP TABLE user_preferences;
             error.message(),
             "unknown section marker \"-- migrate:down\" on line 9"
         );
+    }
+}
+
+#[cfg(test)]
+mod allow_tests {
+    use super::*;
+
+    #[test]
+    fn allow_may_repeat_and_keeps_its_text() {
+        let file = parse_migration(
+            "-- m\n-- Revision ID: a1\n-- Allow: drop_column legacy name, unused since v42\n-- Allow: truncate staging only\n\n-- migrate:upgrade\nSELECT 1;\n",
+        )
+        .unwrap();
+        assert_eq!(file.allow, vec!["drop_column legacy name, unused since v42", "truncate staging only"]);
     }
 }

@@ -125,6 +125,16 @@ pub fn load_sources(sources: Vec<Source>, force: bool, action: &str) -> Vec<Load
         let file = parse_migration(&source.text)
             .unwrap_or_else(|error| raise_parse_error(source.file.as_deref(), &error));
         validate_sql(&file, source.file.as_deref());
+        for line in &file.allow {
+            if let Err(error) = crate::guard::rules::parse_header_allowance(line) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("{}: invalid \"Allow\" header: {error}", source.file.as_deref().unwrap_or(&file.revision_id)),
+                    Some("Nothing was loaded.".into()),
+                    Some("Write \"-- Allow: <rule> <why this is safe>\", for example \"-- Allow: drop_column unused since v42\".".into()),
+                );
+            }
+        }
         if let Some(first) = seen.insert(file.revision_id.clone(), source.file.clone()) {
             raise(
                 PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,

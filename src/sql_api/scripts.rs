@@ -161,13 +161,16 @@ pub mod migrate {
     #[search_path(pg_catalog, pg_temp)]
     fn begin_step(revision: &str, direction: &str, checksum: &str) -> String {
         let direction = parse_direction(direction);
-        let banner = Spi::connect(|client| {
+        let (banner, allow) = Spi::connect(|client| {
             acquire_lock(client, LockScope::Transaction);
             let loaded = store::load_graph(client);
             let applied = store::applied_ids(client);
             let node = check_step(&loaded, &applied, revision, direction, checksum);
-            step_banner(&single_step(node, direction), &node.message)
+            let allow = store::bodies(client, &[revision.to_string()]).remove(revision).map(|b| b.allow).unwrap_or_default();
+            (step_banner(&single_step(node, direction), &node.message), allow)
         });
+        // The revision's "-- Allow:" lines cover the statements psql runs next.
+        crate::guard::triggers::set_revision(Some((revision, &allow)));
         watch_aborts();
         ACTIVE_STEP.with(|active| {
             *active.borrow_mut() = Some(ActiveStep {
@@ -188,6 +191,7 @@ pub mod migrate {
         let direction = parse_direction(direction);
         let method = parse_method(method);
         let active = ACTIVE_STEP.with(|active| active.borrow_mut().take());
+        crate::guard::triggers::set_revision(None);
         let Some(active) = active.filter(|a| a.revision == revision && a.direction == direction) else {
             raise(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

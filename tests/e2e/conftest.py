@@ -21,8 +21,13 @@ MIGRATIONS = ROOT / "migrations"
 _counter = itertools.count()
 
 
+# The guard refuses ACCESS EXCLUSIVE DDL on tables with rows without a lock_timeout
+# (missing_lock_timeout); the tests run their DDL the way it asks.
+SESSION_OPTIONS = "-c lock_timeout=5s"
+
+
 def dsn(dbname):
-    return f"host=127.0.0.1 port={PORT} user=postgres dbname={dbname}"
+    return f"host=127.0.0.1 port={PORT} user=postgres dbname={dbname} options='{SESSION_OPTIONS}'"
 
 
 @pytest.fixture
@@ -48,7 +53,8 @@ def psql(dbname, script, check=True, on_error_stop=True):
     args = ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres", "-d", dbname]
     if on_error_stop:
         args += ["-v", "ON_ERROR_STOP=1"]
-    result = subprocess.run(args, input=script, capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, PGOPTIONS=SESSION_OPTIONS)
+    result = subprocess.run(args, input=script, capture_output=True, text=True, timeout=300, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"psql failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

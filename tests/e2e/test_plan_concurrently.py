@@ -5,9 +5,9 @@ handled on the rerun."""
 from conftest import applied, connect, load, psql, revision, scalar
 
 BASE = revision("aaaa00000001", """
-    CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);
+    CREATE TABLE accounts (id bigint CONSTRAINT accounts_pkey PRIMARY KEY, email text NOT NULL);
     INSERT INTO accounts SELECT g, 'user' || (g % 50) || '@example.com' FROM generate_series(1, 200) g;
-""", "DROP TABLE accounts;")
+""", "DROP TABLE accounts;", extra="-- Allow: drop_table test data only")
 
 UNIQUE_CIC = revision("aaaa00000002", """
     CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_key ON accounts (email);

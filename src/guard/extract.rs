@@ -1,0 +1,457 @@
+#![allow(non_upper_case_globals)] // PostgreSQL enum constants in match patterns
+
+//! From the raw parse tree (as ddl_command_start and migrate_guard_check see it)
+//! and the live catalog to the guard's facts. Every pointer is checked for its
+//! node tag before use; names are resolved the way the server resolves them.
+
+use std::collections::HashSet;
+use std::ffi::CStr;
+
+use pgrx::pg_sys::{self, NodeTag};
+use pgrx::prelude::*;
+use pgrx::{is_a, PgList};
+
+use super::facts::{Action, Column, Constraint, ConstraintKind, LockLevel, Statement, Table};
+use crate::errors::OrRaise;
+
+unsafe fn text(pointer: *const std::ffi::c_char) -> Option<String> {
+    (!pointer.is_null()).then(|| CStr::from_ptr(pointer).to_string_lossy().into_owned())
+}
+
+unsafe fn string_list(list: *mut pg_sys::List) -> Vec<String> {
+    PgList::<pg_sys::Node>::from_pg(list)
+        .iter_ptr()
+        .filter(|node| is_a(*node, NodeTag::T_String))
+        .filter_map(|node| text((*(node as *mut pg_sys::String)).sval))
+        .collect()
+}
+
+/// First column of the first row of a read-only query. The guard only ever
+/// reads: a write would assign a transaction id, and DROP INDEX CONCURRENTLY
+/// then fails with "must be first action in transaction".
+pub(super) fn read_one<T: pgrx::FromDatum + pgrx::IntoDatum>(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<T> {
+    Spi::connect(|client| {
+        let rows = client.select(sql, Some(1), args).or_raise("read the catalog");
+        if rows.is_empty() { None } else { rows.first().get_one::<T>().ok().flatten() }
+    })
+}
+
+/// First two columns of the first row of a read-only query.
+pub(super) fn read_two<A, B>(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> (Option<A>, Option<B>)
+where
+    A: pgrx::FromDatum + pgrx::IntoDatum,
+    B: pgrx::FromDatum + pgrx::IntoDatum,
+{
+    Spi::connect(|client| {
+        let rows = client.select(sql, Some(1), args).or_raise("read the catalog");
+        if rows.is_empty() { (None, None) } else { rows.first().get_two::<A, B>().unwrap_or((None, None)) }
+    })
+}
+
+/// Tables a script being checked creates before using them.
+#[derive(Default)]
+pub struct Script {
+    pub created: HashSet<String>,
+}
+
+/// The table a RangeVar names, if it exists (or was created earlier in the checked script).
+unsafe fn table_of(range: *mut pg_sys::RangeVar, script: Option<&Script>) -> Option<Table> {
+    if range.is_null() {
+        return None;
+    }
+    let oid = pg_sys::RangeVarGetRelidExtended(range, pg_sys::NoLock as _, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut());
+    if oid == pg_sys::InvalidOid {
+        let name = text((*range).relname)?;
+        let created = script.is_some_and(|s| s.created.contains(&name) || s.created.iter().any(|c| c.ends_with(&format!(".{name}"))));
+        return created.then(|| Table { name, rows: 0, bytes: 0, created_in_transaction: true, temporary: false, oid: 0 });
+    }
+    table_by_oid(oid)
+}
+
+/// Size, persistence and "created in this transaction" of a table, summed over
+/// its partitions and inheritance children.
+pub unsafe fn table_by_oid(oid: pg_sys::Oid) -> Option<Table> {
+    let row = Spi::connect(|client| {
+        client
+            .select(
+                "WITH RECURSIVE tree(relid) AS (
+                     SELECT $1::oid UNION ALL
+                     SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+                 SELECT pg_catalog.format('%I.%I', n.nspname, c.relname),
+                        (SELECT coalesce(sum(greatest(p.reltuples, 0)), 0)::int8
+                           FROM tree JOIN pg_catalog.pg_class p ON p.oid = tree.relid),
+                        (SELECT coalesce(sum(pg_catalog.pg_relation_size(tree.relid)), 0)::int8 FROM tree),
+                        c.relpersistence = 't'
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = $1 AND c.relkind IN ('r', 'p')",
+                None,
+                &[oid.into()],
+            )
+            .and_then(|rows| {
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                let row = rows.first();
+                Ok(Some((row.get::<String>(1)?, row.get::<i64>(2)?, row.get::<i64>(3)?, row.get::<bool>(4)?)))
+            })
+            .or_raise("read table facts")
+    })?;
+    let (Some(name), rows, bytes, temporary) = row else { return None };
+    // The relcache knows whether this transaction created the relation; the
+    // pg_class row's xmin would also match after any ALTER in this transaction.
+    let relation = pg_sys::RelationIdGetRelation(oid);
+    let created_in_transaction = !relation.is_null() && (*relation).rd_createSubid != 0; // InvalidSubTransactionId
+    if !relation.is_null() {
+        pg_sys::RelationClose(relation);
+    }
+    Some(Table {
+        name,
+        rows: rows.unwrap_or(0),
+        bytes: bytes.unwrap_or(0),
+        created_in_transaction,
+        temporary: temporary.unwrap_or(false),
+        oid: u32::from(oid),
+    })
+}
+
+fn lock_level(mode: i32) -> LockLevel {
+    match mode {
+        1 => LockLevel::AccessShare,
+        2 => LockLevel::RowShare,
+        3 => LockLevel::RowExclusive,
+        4 => LockLevel::ShareUpdateExclusive,
+        5 => LockLevel::Share,
+        6 => LockLevel::ShareRowExclusive,
+        7 => LockLevel::Exclusive,
+        _ => LockLevel::AccessExclusive,
+    }
+}
+
+/// Canonical name of a TypeName, or its written name if it cannot be resolved yet.
+unsafe fn type_name(type_name: *mut pg_sys::TypeName) -> String {
+    if type_name.is_null() {
+        return String::new();
+    }
+    let resolved = PgTryBuilder::new(|| {
+        let mut oid = pg_sys::InvalidOid;
+        let mut typmod = -1;
+        pg_sys::typenameTypeIdAndMod(std::ptr::null_mut(), type_name, &mut oid, &mut typmod);
+        text(pg_sys::format_type_with_typemod(oid, typmod))
+    })
+    .catch_others(|_| None)
+    .execute();
+    resolved.unwrap_or_else(|| string_list((*type_name).names).join("."))
+}
+
+unsafe fn constraint(node: *mut pg_sys::Node, column: Option<&str>, sql: Option<&str>) -> Option<Constraint> {
+    if !is_a(node, NodeTag::T_Constraint) {
+        return None;
+    }
+    let c = &*(node as *mut pg_sys::Constraint);
+    use pg_sys::ConstrType::*;
+    let kind = match c.contype {
+        CONSTR_PRIMARY => ConstraintKind::PrimaryKey,
+        CONSTR_UNIQUE => ConstraintKind::Unique,
+        CONSTR_FOREIGN => ConstraintKind::ForeignKey,
+        CONSTR_CHECK => ConstraintKind::Check,
+        CONSTR_EXCLUSION => ConstraintKind::Exclusion,
+        _ => ConstraintKind::Other,
+    };
+    let mut columns = string_list(if kind == ConstraintKind::ForeignKey { c.fk_attrs } else { c.keys });
+    if columns.is_empty() {
+        columns.extend(column.map(str::to_string));
+    }
+    // The parse tree cannot tell an explicit ON DELETE NO ACTION from none; the text can.
+    let on_delete_given = c.fk_del_action != b'a' as std::ffi::c_char
+        || sql.is_some_and(|s| s.to_ascii_uppercase().contains("ON DELETE"));
+    Some(Constraint {
+        kind,
+        name: text(c.conname),
+        not_valid: c.skip_validation,
+        using_index: !c.indexname.is_null(),
+        on_delete_given,
+        columns,
+    })
+}
+
+unsafe fn column_def(node: *mut pg_sys::Node, sql: Option<&str>) -> Option<(Column, bool, bool, Vec<Constraint>)> {
+    if !is_a(node, NodeTag::T_ColumnDef) {
+        return None;
+    }
+    let def = &*(node as *mut pg_sys::ColumnDef);
+    let name = text(def.colname)?;
+    let mut not_null = def.is_not_null;
+    let mut has_default = !def.raw_default.is_null() || !def.cooked_default.is_null() || def.identity != 0;
+    let mut constraints = Vec::new();
+    for item in PgList::<pg_sys::Node>::from_pg(def.constraints).iter_ptr() {
+        if !is_a(item, NodeTag::T_Constraint) {
+            continue;
+        }
+        let c = &*(item as *mut pg_sys::Constraint);
+        use pg_sys::ConstrType::*;
+        match c.contype {
+            CONSTR_NOTNULL => not_null = true,
+            CONSTR_DEFAULT | CONSTR_IDENTITY | CONSTR_GENERATED => has_default = true,
+            CONSTR_PRIMARY => {
+                not_null = true;
+                constraints.extend(constraint(item, Some(&name), sql));
+            }
+            _ => constraints.extend(constraint(item, Some(&name), sql)),
+        }
+    }
+    Some((Column { name, type_name: type_name(def.typeName) }, not_null, has_default, constraints))
+}
+
+fn column_type(table: &Table, column: &str) -> String {
+    read_one::<String>(
+        "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
+          WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
+        &[pg_sys::Oid::from(table.oid).into(), column.into()],
+    )
+    .unwrap_or_default()
+}
+
+fn has_validated_not_null_check(table: &Table, column: &str) -> bool {
+    read_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                         WHERE conrelid = $1 AND contype = 'c' AND convalidated
+                           AND pg_catalog.pg_get_constraintdef(oid) = pg_catalog.format('CHECK ((%I IS NOT NULL))', $2::text))",
+        &[pg_sys::Oid::from(table.oid).into(), column.into()],
+    )
+    .unwrap_or(false)
+}
+
+fn table_columns(table: &Table) -> Vec<Column> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
+                  WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                None,
+                &[pg_sys::Oid::from(table.oid).into()],
+            )
+            .map(|rows| {
+                rows.filter_map(|row| match (row.get::<String>(1), row.get::<String>(2)) {
+                    (Ok(Some(name)), Ok(Some(type_name))) => Some(Column { name, type_name }),
+                    _ => None,
+                })
+                .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// The facts of one raw statement, or None if the guard has nothing to say about its kind.
+/// `sql` is the statement's text when known (for hints and ON DELETE detection).
+pub unsafe fn statement(node: *mut pg_sys::Node, sql: Option<&str>, script: Option<&Script>) -> Option<Statement> {
+    if node.is_null() {
+        return None;
+    }
+    if is_a(node, NodeTag::T_IndexStmt) {
+        let index = &*(node as *mut pg_sys::IndexStmt);
+        return Some(Statement::CreateIndex {
+            table: table_of(index.relation, script)?,
+            index_name: text(index.idxname),
+            concurrent: index.concurrent,
+            unique: index.unique,
+        });
+    }
+    if is_a(node, NodeTag::T_AlterTableStmt) {
+        let alter = &*(node as *mut pg_sys::AlterTableStmt);
+        if alter.objtype != pg_sys::ObjectType::OBJECT_TABLE {
+            return None;
+        }
+        let table = table_of(alter.relation, script)?;
+        let lock = lock_level(pg_sys::AlterTableGetLockLevel(alter.cmds));
+        let mut actions = Vec::new();
+        for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg(alter.cmds).iter_ptr() {
+            let cmd = &*cmd;
+            use pg_sys::AlterTableType::*;
+            let action = match cmd.subtype {
+                AT_AddColumn | AT_AddColumnRecurse => match column_def(cmd.def, sql) {
+                    Some((column, not_null, has_default, constraints)) => {
+                        Action::AddColumn { column, not_null, has_default, constraints }
+                    }
+                    None => Action::Other,
+                },
+                AT_DropColumn => match text(cmd.name) {
+                    Some(name) => Action::DropColumn { column: Column { type_name: column_type(&table, &name), name } },
+                    None => Action::Other,
+                },
+                AT_SetNotNull => match text(cmd.name) {
+                    Some(name) => Action::SetNotNull { has_validated_check: has_validated_not_null_check(&table, &name), column: name },
+                    None => Action::Other,
+                },
+                AT_AddConstraint | AT_AddConstraintRecurse => {
+                    constraint(cmd.def, None, sql).map(Action::AddConstraint).unwrap_or(Action::Other)
+                }
+                _ => Action::Other,
+            };
+            actions.push(action);
+        }
+        return Some(Statement::AlterTable { table, actions, lock });
+    }
+    if is_a(node, NodeTag::T_DropStmt) {
+        let drop = &*(node as *mut pg_sys::DropStmt);
+        let names: Vec<*mut pg_sys::List> = PgList::<pg_sys::List>::from_pg(drop.objects).iter_ptr().collect();
+        match drop.removeType {
+            pg_sys::ObjectType::OBJECT_TABLE => {
+                let tables = names
+                    .into_iter()
+                    .filter_map(|name| table_of(pg_sys::makeRangeVarFromNameList(name), script))
+                    .map(|table| {
+                        let columns = table_columns(&table);
+                        (table, columns)
+                    })
+                    .collect();
+                return Some(Statement::DropTable { tables });
+            }
+            pg_sys::ObjectType::OBJECT_INDEX => {
+                let mut indexes = Vec::new();
+                for name in names {
+                    let range = pg_sys::makeRangeVarFromNameList(name);
+                    let index = pg_sys::RangeVarGetRelidExtended(range, pg_sys::NoLock as _, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut());
+                    if index == pg_sys::InvalidOid {
+                        continue;
+                    }
+                    let parent = read_two::<pg_sys::Oid, String>(
+                        "SELECT i.indrelid, pg_catalog.format('%I.%I', n.nspname, c.relname)
+                           FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE i.indexrelid = $1",
+                        &[index.into()],
+                    );
+                    if let (Some(table_oid), Some(index_name)) = parent {
+                        if let Some(table) = table_by_oid(table_oid) {
+                            indexes.push((index_name, table));
+                        }
+                    }
+                }
+                return Some(Statement::DropIndex { indexes, concurrent: drop.concurrent });
+            }
+            _ => return None,
+        }
+    }
+    if is_a(node, NodeTag::T_ReindexStmt) {
+        let reindex = &*(node as *mut pg_sys::ReindexStmt);
+        let concurrent = PgList::<pg_sys::DefElem>::from_pg(reindex.params)
+            .iter_ptr()
+            .any(|option| text((*option).defname).as_deref() == Some("concurrently"));
+        let range = reindex.relation;
+        let (kind, table) = match reindex.kind {
+            pg_sys::ReindexObjectType::REINDEX_OBJECT_TABLE => ("TABLE", table_of(range, script)),
+            pg_sys::ReindexObjectType::REINDEX_OBJECT_INDEX => {
+                let index = pg_sys::RangeVarGetRelidExtended(range, pg_sys::NoLock as _, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut());
+                let table = read_one::<pg_sys::Oid>("SELECT indrelid FROM pg_catalog.pg_index WHERE indexrelid = $1", &[index.into()])
+                    .and_then(|oid| table_by_oid(oid));
+                ("INDEX", table)
+            }
+            _ => return None,
+        };
+        let target = if range.is_null() { String::new() } else {
+            let schema = text((*range).schemaname);
+            let name = text((*range).relname).unwrap_or_default();
+            schema.map_or(name.clone(), |s| format!("{s}.{name}"))
+        };
+        return Some(Statement::Reindex { target, kind: kind.into(), table, concurrent });
+    }
+    if is_a(node, NodeTag::T_CreateStmt) {
+        let create = &*(node as *mut pg_sys::CreateStmt);
+        if create.relation.is_null() {
+            return None;
+        }
+        let namespace = PgTryBuilder::new(|| text(pg_sys::get_namespace_name(pg_sys::RangeVarGetCreationNamespace(create.relation))))
+            .catch_others(|_| None)
+            .execute();
+        let relname = text((*create.relation).relname).unwrap_or_default();
+        let name = namespace.map_or(relname.clone(), |n| format!("{n}.{relname}"));
+        let mut columns = Vec::new();
+        let mut constraints = Vec::new();
+        let mut primary_key_types = Vec::new();
+        let mut pk_columns = Vec::new();
+        for element in PgList::<pg_sys::Node>::from_pg(create.tableElts).iter_ptr() {
+            if let Some((column, _, _, inline)) = column_def(element, sql) {
+                if inline.iter().any(|c| c.kind == ConstraintKind::PrimaryKey) {
+                    primary_key_types.push(column.type_name.clone());
+                }
+                constraints.extend(inline);
+                columns.push(column);
+            } else if let Some(c) = constraint(element, None, sql) {
+                if c.kind == ConstraintKind::PrimaryKey {
+                    pk_columns.extend(c.columns.clone());
+                }
+                constraints.push(c);
+            }
+        }
+        primary_key_types.extend(
+            pk_columns.iter().filter_map(|pk| columns.iter().find(|c| &c.name == pk)).map(|c| c.type_name.clone()),
+        );
+        return Some(Statement::CreateTable { name, columns, constraints, primary_key_types });
+    }
+    if is_a(node, NodeTag::T_AlterEnumStmt) {
+        let alter = &*(node as *mut pg_sys::AlterEnumStmt);
+        if alter.newVal.is_null() || !alter.oldVal.is_null() {
+            return None;
+        }
+        return Some(Statement::AddEnumValue {
+            type_name: string_list(alter.typeName).join("."),
+            value: text(alter.newVal).unwrap_or_default(),
+            in_transaction_block: pg_sys::IsTransactionBlock(),
+        });
+    }
+    None
+}
+
+/// Sessions holding locks on `table` that conflict with `level`, in transactions
+/// older than `min_age_ms`.
+pub fn blockers(table: &Table, level: LockLevel, min_age_ms: i64) -> Vec<super::facts::Blocker> {
+    let rows: Vec<(i32, String, i64, String, String)> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT l.pid, l.mode, (extract(epoch FROM now() - a.xact_start) * 1000)::int8,
+                        coalesce(a.query_start::timestamp(0)::text, ''), left(coalesce(a.query, ''), 200)
+                   FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+                  WHERE l.locktype = 'relation' AND l.relation = $1 AND l.granted
+                    AND l.pid <> pg_catalog.pg_backend_pid()
+                    AND a.xact_start < now() - $2 * interval '1 millisecond'",
+                None,
+                &[pg_sys::Oid::from(table.oid).into(), min_age_ms.into()],
+            )
+            .map(|rows| {
+                rows.filter_map(|row| {
+                    Some((
+                        row.get::<i32>(1).ok()??,
+                        row.get::<String>(2).ok()??,
+                        row.get::<i64>(3).ok()??,
+                        row.get::<String>(4).ok()??,
+                        row.get::<String>(5).ok()??,
+                    ))
+                })
+                .collect()
+            })
+            .unwrap_or_default()
+    });
+    rows.into_iter()
+        .filter(|(_, mode, ..)| {
+            let held = match mode.as_str() {
+                "AccessShareLock" => 1,
+                "RowShareLock" => 2,
+                "RowExclusiveLock" => 3,
+                "ShareUpdateExclusiveLock" => 4,
+                "ShareLock" => 5,
+                "ShareRowExclusiveLock" => 6,
+                "ExclusiveLock" => 7,
+                _ => 8,
+            };
+            // SAFETY: both are valid lock modes.
+            unsafe { pg_sys::DoLockModesConflict(level as i32, held) }
+        })
+        .map(|(pid, mode, age, query_start, query)| super::facts::Blocker {
+            pid,
+            table: table.name.clone(),
+            mode,
+            transaction_age_ms: age,
+            query_start,
+            query,
+        })
+        .collect()
+}

@@ -1,0 +1,13 @@
+//! The DDL guard: event triggers that check dangerous schema changes as they
+//! run, from any client.
+//!
+//! `facts` and `rules/` are pure (one rule per file, registry in rules/mod.rs);
+//! `extract` turns the raw parse tree and the live catalog into facts;
+//! `settings` holds the GUCs; `triggers` wires the event triggers,
+//! acknowledgements, the audit log and migrate_guard_check().
+
+mod extract;
+pub mod facts;
+pub mod rules;
+pub mod settings;
+pub mod triggers;

@@ -1,0 +1,88 @@
+//! unnamed_constraint (warning): an index or constraint without an explicit
+//! name gets a generated one, which differs between environments and makes
+//! later migrations guess.
+
+use super::{Finding, Rule};
+use crate::guard::facts::{Action, Constraint, ConstraintKind, Context, Statement};
+
+fn kind_word(kind: ConstraintKind) -> &'static str {
+    match kind {
+        ConstraintKind::PrimaryKey => "primary key",
+        ConstraintKind::Unique => "unique constraint",
+        ConstraintKind::ForeignKey => "foreign key",
+        ConstraintKind::Check => "check constraint",
+        ConstraintKind::Exclusion => "exclusion constraint",
+        ConstraintKind::Other => "constraint",
+    }
+}
+
+fn unnamed(table: &str, constraints: &[&Constraint]) -> Vec<Finding> {
+    constraints
+        .iter()
+        .filter(|c| c.name.is_none() && c.kind != ConstraintKind::Other)
+        .map(|c| {
+            let short = table.rsplit('.').next().unwrap_or(table);
+            let suffix = match c.kind {
+                ConstraintKind::PrimaryKey => "pkey",
+                ConstraintKind::Unique => "key",
+                ConstraintKind::ForeignKey => "fkey",
+                ConstraintKind::Check => "check",
+                _ => "excl",
+            };
+            // PostgreSQL's own naming scheme, written out.
+            let name = if c.kind == ConstraintKind::PrimaryKey {
+                format!("{short}_pkey")
+            } else {
+                format!("{short}_{}_{suffix}", c.columns.join("_"))
+            };
+            Finding::new(
+                Rule::UnnamedConstraint,
+                format!("{} on {table} has no explicit name", kind_word(c.kind)),
+                "A generated name depends on what else exists, so it can differ between databases.".into(),
+                format!("Name it: CONSTRAINT {name} ..."),
+            )
+        })
+        .collect()
+}
+
+pub fn check(statement: &Statement, _ctx: &Context) -> Vec<Finding> {
+    match statement {
+        Statement::CreateIndex { table, index_name: None, .. } => vec![Finding::new(
+            Rule::UnnamedConstraint,
+            format!("index on {} has no explicit name", table.name),
+            "A generated name depends on what else exists, so it can differ between databases.".into(),
+            format!("Name it: CREATE INDEX {}_<columns>_idx ON {} ...", table.name.rsplit('.').next().unwrap_or(&table.name), table.name),
+        )],
+        Statement::CreateTable { name, constraints, .. } => unnamed(name, &constraints.iter().collect::<Vec<_>>()),
+        Statement::AlterTable { table, actions, .. } => {
+            let constraints: Vec<&Constraint> = actions
+                .iter()
+                .flat_map(|a| match a {
+                    Action::AddConstraint(c) => vec![c],
+                    Action::AddColumn { constraints, .. } => constraints.iter().collect(),
+                    _ => vec![],
+                })
+                .collect();
+            unnamed(&table.name, &constraints)
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard::rules::test_support::*;
+
+    #[test]
+    fn unnamed_index_and_constraints() {
+        let index = Statement::CreateIndex { table: table("public.users", 1), index_name: None, concurrent: true, unique: false };
+        assert_eq!(check(&index, &ctx()).len(), 1);
+        let c = Constraint { kind: ConstraintKind::ForeignKey, name: None, not_valid: false, using_index: false, on_delete_given: true, columns: vec!["user_id".into()] };
+        let create = Statement::CreateTable { name: "public.orders".into(), columns: vec![], constraints: vec![c.clone()], primary_key_types: vec![] };
+        assert_eq!(check(&create, &ctx())[0].hint, "Name it: CONSTRAINT orders_user_id_fkey ...");
+        let named = Constraint { name: Some("orders_user_id_fkey".into()), ..c };
+        let create = Statement::CreateTable { name: "public.orders".into(), columns: vec![], constraints: vec![named], primary_key_types: vec![] };
+        assert!(check(&create, &ctx()).is_empty());
+    }
+}
