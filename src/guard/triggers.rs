@@ -77,20 +77,23 @@ fn guard_active() -> bool {
 }
 
 /// The statement text: what pg_migrate is running, or the client's query when
-/// it holds exactly one statement.
-fn statement_text() -> Option<String> {
-    if let Some(sql) = STATEMENT.with(|s| s.borrow().clone()) {
-        return Some(sql);
-    }
-    // SAFETY: debug_query_string is NULL or a NUL-terminated string.
-    let query = unsafe {
-        let pointer = pg_sys::debug_query_string;
-        (!pointer.is_null()).then(|| CStr::from_ptr(pointer).to_string_lossy().into_owned())
-    }?;
-    match server_sql::split_statements(&query) {
-        Ok(statements) if statements.len() == 1 => Some(statements[0].text.clone()),
-        _ => None,
-    }
+/// it holds exactly one statement - and only if that text is the very statement
+/// being checked (same node type), not a DO block or function call around it.
+fn statement_text(tag: Option<NodeTag>) -> Option<String> {
+    let candidate = STATEMENT.with(|s| s.borrow().clone()).or_else(|| {
+        // SAFETY: debug_query_string is NULL or a NUL-terminated string.
+        unsafe {
+            let pointer = pg_sys::debug_query_string;
+            (!pointer.is_null()).then(|| CStr::from_ptr(pointer).to_string_lossy().into_owned())
+        }
+    })?;
+    let statements = server_sql::split_statements(&candidate).ok()?;
+    let [statement] = statements.as_slice() else { return None };
+    let tag = tag?;
+    let nodes = server_sql::parse_nodes(&statement.text).ok()?;
+    // SAFETY: parse_nodes returns valid node pointers.
+    let same = nodes.len() == 1 && unsafe { (*nodes[0]).type_ } == tag;
+    same.then(|| statement.text.clone())
 }
 
 /// Transaction-local history for rename_by_drop: reset when a new transaction starts.
@@ -153,9 +156,8 @@ fn current_levels() -> rules::Levels {
 }
 
 /// Evaluate, apply acknowledgements (audited), keep the rest for the reporter.
-fn judge(statement: Statement) {
+fn judge(statement: Statement, sql: Option<String>) {
     let levels = current_levels();
-    let sql = statement_text();
     let ctx = context(&statement, sql.clone(), &levels);
     let findings = rules::evaluate(&statement, &ctx, &levels);
     remember(&statement);
@@ -238,10 +240,14 @@ fn guard_ddl_start(fcinfo: pg_sys::FunctionCallInfo) {
         }
         (*(context as *mut pg_sys::EventTriggerData)).parsetree
     };
-    let sql = statement_text();
+    if node.is_null() {
+        return;
+    }
+    // SAFETY: parsetree is a valid node.
+    let sql = statement_text(Some(unsafe { (*node).type_ }));
     // SAFETY: parsetree is the raw statement node of the command about to run.
     if let Some(statement) = unsafe { extract::statement(node, sql.as_deref(), None) } {
-        judge(statement);
+        judge(statement, sql);
     }
 }
 
@@ -260,7 +266,7 @@ fn guard_table_rewrite(_fcinfo: pg_sys::FunctionCallInfo) {
     let (Some(oid), Some(reason)) = (oid, reason) else { return };
     // SAFETY: catalog look-ups of an existing relation.
     if let Some(table) = unsafe { extract::table_by_oid(oid) } {
-        judge(Statement::Rewrite { table, reason: reason as u32 });
+        judge(Statement::Rewrite { table, reason: reason as u32 }, statement_text(None));
     }
 }
 

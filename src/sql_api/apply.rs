@@ -77,8 +77,9 @@ fn run(target_text: &str, direction: Direction) -> StepRows {
 }
 
 /// Apply every revision needed to reach `target`, in one transaction.
-#[pg_extern(volatile)]
-fn migrate_upgrade(target: default!(&str, "'head'")) -> TableIterator<
+/// Called through the PL/pgSQL wrapper migrate_upgrade() (see below).
+#[pg_extern(volatile, schema = "migrate")]
+fn run_upgrade(target: &str) -> TableIterator<
     'static,
     (
         name!(revision, String),
@@ -91,8 +92,9 @@ fn migrate_upgrade(target: default!(&str, "'head'")) -> TableIterator<
 }
 
 /// Undo applied revisions down to `target`, in one transaction.
-#[pg_extern(volatile)]
-fn migrate_downgrade(target: &str) -> TableIterator<
+/// Called through the PL/pgSQL wrapper migrate_downgrade().
+#[pg_extern(volatile, schema = "migrate")]
+fn run_downgrade(target: &str) -> TableIterator<
     'static,
     (
         name!(revision, String),
@@ -168,3 +170,55 @@ fn migrate_stamp(target: &str, purge: default!(bool, false)) -> TableIterator<
     });
     step_rows(outcomes)
 }
+
+/// The guard's SQLSTATE for an error message it produced ("... [drop_column]").
+/// pgrx turns SQLSTATEs it does not know into XX000 on their way through a
+/// Rust function; the wrappers below put the rule's own code back.
+#[pg_extern(immutable, parallel_safe, schema = "migrate")]
+#[search_path(pg_catalog, pg_temp)]
+fn guard_sqlstate_of(message: &str) -> Option<String> {
+    let name = message.trim_end().strip_suffix(']')?.rsplit_once('[')?.1;
+    crate::guard::rules::Rule::from_name(name).map(|rule| rule.sqlstate().to_string())
+}
+
+pgrx::extension_sql!(
+    r#"
+-- migrate_upgrade() and migrate_downgrade() are thin PL/pgSQL wrappers: the work
+-- is in Rust; the wrapper only restores a guard rule's own SQLSTATE, which pgrx
+-- cannot carry through a Rust function. No search_path is pinned: revisions run
+-- with the caller's.
+CREATE FUNCTION migrate_upgrade(target text DEFAULT 'head')
+RETURNS TABLE (revision text, direction text, message text, duration interval)
+LANGUAGE plpgsql AS $$
+DECLARE
+    m text; d text; h text; code text;
+BEGIN
+    RETURN QUERY SELECT * FROM migrate.run_upgrade(target);
+EXCEPTION WHEN internal_error THEN
+    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
+    code := migrate.guard_sqlstate_of(m);
+    IF code IS NULL THEN RAISE; END IF;
+    RAISE EXCEPTION USING ERRCODE = code, MESSAGE = m, DETAIL = d, HINT = h;
+END
+$$;
+COMMENT ON FUNCTION migrate_upgrade(text) IS 'Apply every revision needed to reach target, in one transaction';
+
+CREATE FUNCTION migrate_downgrade(target text)
+RETURNS TABLE (revision text, direction text, message text, duration interval)
+LANGUAGE plpgsql AS $$
+DECLARE
+    m text; d text; h text; code text;
+BEGIN
+    RETURN QUERY SELECT * FROM migrate.run_downgrade(target);
+EXCEPTION WHEN internal_error THEN
+    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
+    code := migrate.guard_sqlstate_of(m);
+    IF code IS NULL THEN RAISE; END IF;
+    RAISE EXCEPTION USING ERRCODE = code, MESSAGE = m, DETAIL = d, HINT = h;
+END
+$$;
+COMMENT ON FUNCTION migrate_downgrade(text) IS 'Undo applied revisions down to target, in one transaction';
+"#,
+    name = "upgrade_wrappers",
+    requires = [run_upgrade, run_downgrade, guard_sqlstate_of],
+);

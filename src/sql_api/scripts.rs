@@ -126,9 +126,10 @@ pub mod migrate {
         if released { "pg_migrate lock released" } else { "pg_migrate lock was not held" }.to_string()
     }
 
-    /// Apply exactly one transactional revision (one row of a plan).
+    /// Apply exactly one transactional revision (one row of a plan), through
+    /// the PL/pgSQL wrapper migrate.apply_step() (it restores guard SQLSTATEs).
     #[pg_extern(volatile)]
-    fn apply_step(
+    fn run_step(
         revision: &str,
         direction: &str,
         checksum: &str,
@@ -481,3 +482,24 @@ fn migrate_sql(target: default!(&str, "'head'"), direction: default!(&str, "'upg
         script
     })
 }
+
+pgrx::extension_sql!(
+    r#"
+CREATE FUNCTION migrate.apply_step(step_revision text, step_direction text, step_checksum text, step_method text DEFAULT 'plan')
+RETURNS TABLE (revision text, direction text, message text, duration interval)
+LANGUAGE plpgsql AS $$
+DECLARE
+    m text; d text; h text; code text;
+BEGIN
+    RETURN QUERY SELECT * FROM migrate.run_step(step_revision, step_direction, step_checksum, step_method);
+EXCEPTION WHEN internal_error THEN
+    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
+    code := migrate.guard_sqlstate_of(m);
+    IF code IS NULL THEN RAISE; END IF;
+    RAISE EXCEPTION USING ERRCODE = code, MESSAGE = m, DETAIL = d, HINT = h;
+END
+$$;
+"#,
+    name = "apply_step_wrapper",
+    requires = ["upgrade_wrappers", migrate::run_step],
+);
