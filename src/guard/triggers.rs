@@ -109,9 +109,11 @@ fn with_history<R>(work: impl FnOnce(&mut History) -> R) -> R {
     })
 }
 
+/// Only drops of tables others can see count: a table created in this
+/// transaction loses nobody's data.
 fn remember(statement: &Statement) {
     with_history(|history| match statement {
-        Statement::AlterTable { table, actions, .. } => {
+        Statement::AlterTable { table, actions, .. } if table.shared() => {
             for action in actions {
                 match action {
                     super::facts::Action::DropColumn { column } => history.dropped_columns.push((table.name.clone(), column.clone())),
@@ -120,9 +122,9 @@ fn remember(statement: &Statement) {
                 }
             }
         }
-        Statement::DropTable { tables } => {
-            history.dropped_tables.extend(tables.iter().map(|(t, columns)| (t.name.clone(), columns.clone())))
-        }
+        Statement::DropTable { tables } => history
+            .dropped_tables
+            .extend(tables.iter().filter(|(t, _)| t.shared()).map(|(t, columns)| (t.name.clone(), columns.clone()))),
         _ => {}
     });
 }
@@ -391,7 +393,7 @@ pub fn check_script(sql: &str, allow: &[String]) -> Vec<(i32, Finding, Level)> {
             Statement::CreateTable { name, .. } => {
                 script.created.insert(name.clone());
             }
-            Statement::AlterTable { table, actions, .. } => {
+            Statement::AlterTable { table, actions, .. } if table.shared() => {
                 for action in actions {
                     match action {
                         super::facts::Action::DropColumn { column } => history.dropped_columns.push((table.name.clone(), column.clone())),
@@ -400,9 +402,9 @@ pub fn check_script(sql: &str, allow: &[String]) -> Vec<(i32, Finding, Level)> {
                     }
                 }
             }
-            Statement::DropTable { tables } => {
-                history.dropped_tables.extend(tables.iter().map(|(t, c)| (t.name.clone(), c.clone())))
-            }
+            Statement::DropTable { tables } => history
+                .dropped_tables
+                .extend(tables.iter().filter(|(t, _)| t.shared()).map(|(t, c)| (t.name.clone(), c.clone()))),
             _ => {}
         }
     }
