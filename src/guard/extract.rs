@@ -387,6 +387,16 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: Option<&str>, script: Opti
         );
         return Some(Statement::CreateTable { name, columns, constraints, primary_key_types });
     }
+    if is_a(node, NodeTag::T_TruncateStmt) {
+        // Event triggers do not fire for TRUNCATE; migrate_guard_check and
+        // migrate_review still see it.
+        let truncate = &*(node as *mut pg_sys::TruncateStmt);
+        let tables = PgList::<pg_sys::RangeVar>::from_pg(truncate.relations)
+            .iter_ptr()
+            .filter_map(|range| table_of(range, script))
+            .collect();
+        return Some(Statement::Truncate { tables });
+    }
     if is_a(node, NodeTag::T_AlterEnumStmt) {
         let alter = &*(node as *mut pg_sys::AlterEnumStmt);
         if alter.newVal.is_null() || !alter.oldVal.is_null() {

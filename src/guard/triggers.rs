@@ -370,18 +370,21 @@ fn migrate_guard_check(
 /// Findings of every statement of `sql` (1-based statement numbers); `allow`
 /// are a revision's header lines.
 pub fn check_script(sql: &str, allow: &[String]) -> Vec<(i32, Finding, Level)> {
+    check_script_in(sql, allow, &mut extract::Script::default(), &mut History::default())
+}
+
+/// As check_script, continuing from earlier scripts (tables they create, what they drop).
+fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, history: &mut History) -> Vec<(i32, Finding, Level)> {
     let statements = server_sql::split_statements(sql).unwrap_or_else(|error| {
         raise(error.code, format!("migrate_guard_check: {}", error.message), None, None)
     });
     let nodes = server_sql::parse_nodes(sql).unwrap_or_default();
     let levels = current_levels();
     let allowances: Vec<Allowance> = allow.iter().filter_map(|line| rules::parse_header_allowance(line).ok()).collect();
-    let mut script = extract::Script::default();
-    let mut history = History::default();
     let mut out = Vec::new();
     for (index, (statement, node)) in statements.iter().zip(nodes).enumerate() {
         // SAFETY: node is the raw parse tree of `statement`.
-        let Some(facts) = (unsafe { extract::statement(node, Some(&statement.text), Some(&script)) }) else { continue };
+        let Some(facts) = (unsafe { extract::statement(node, Some(&statement.text), Some(script)) }) else { continue };
         let mut ctx = context(&facts, Some(statement.text.clone()), &levels);
         ctx.history = history.clone();
         for (finding, level) in rules::evaluate(&facts, &ctx, &levels) {
@@ -409,4 +412,52 @@ pub fn check_script(sql: &str, allow: &[String]) -> Vec<(i32, Finding, Level)> {
         }
     }
     out
+}
+
+/// What the guard would say about the revisions an upgrade to `target` would
+/// apply, before running it. A revision's "-- Allow:" lines apply to it.
+#[pg_extern(volatile)]
+fn migrate_review(
+    target: default!(&str, "'head'"),
+) -> TableIterator<
+    'static,
+    (
+        name!(revision, String),
+        name!(statement, i32),
+        name!(rule, String),
+        name!(level, String),
+        name!(sqlstate, String),
+        name!(message, String),
+        name!(hint, String),
+    ),
+> {
+    let parsed = crate::sql_api::apply::parse_target_or_raise(target);
+    let rows = Spi::connect(|client| {
+        let loaded = crate::store::load_graph(client);
+        let applied = crate::store::applied_ids(client);
+        let steps = crate::sql_api::apply::plan_steps(&loaded, &applied, &parsed, crate::revisions::graph::Direction::Upgrade);
+        let ids: Vec<String> = steps.iter().map(|s| s.revision.clone()).collect();
+        let bodies = crate::store::bodies(client, &ids);
+        let mut rows = Vec::new();
+        // One script across revisions: tables created by an earlier pending
+        // revision are new to the later ones too.
+        let mut script = extract::Script::default();
+        let mut history = History::default();
+        for step in &steps {
+            let Some(body) = bodies.get(&step.revision) else { continue };
+            for (n, finding, level) in check_script_in(&body.upgrade_sql, &body.allow, &mut script, &mut history) {
+                rows.push((
+                    step.revision.clone(),
+                    n,
+                    finding.rule.name().to_string(),
+                    level.as_str().to_string(),
+                    finding.rule.sqlstate().to_string(),
+                    finding.message,
+                    finding.hint,
+                ));
+            }
+        }
+        rows
+    });
+    TableIterator::new(rows)
 }

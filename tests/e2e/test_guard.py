@@ -287,3 +287,21 @@ def test_settings_before_the_library_is_loaded_cannot_weaken_the_guard(db, conn)
     with pytest.raises(psycopg.Error) as caught:
         fresh.execute("ALTER TABLE users DROP COLUMN code")
     assert caught.value.sqlstate == "MG002"
+
+
+def test_review_checks_pending_revisions_before_an_upgrade(conn):
+    big(conn)
+    load(conn,
+         revision("eeee00000001", "CREATE TABLE notes (id bigint CONSTRAINT notes_pkey PRIMARY KEY, body text); "
+                                  "CREATE INDEX notes_body_idx ON notes (body);", "DROP TABLE notes;"),
+         revision("eeee00000002", "ALTER TABLE users DROP COLUMN code; CREATE INDEX users_age_idx ON users (age);",
+                  revises="eeee00000001", extra="-- Allow: drop_column codes moved in v42"))
+    rows = conn.execute("SELECT revision, statement, rule FROM migrate_review()").fetchall()
+    assert rows == [("eeee00000002", 2, "blocking_index")], rows  # notes is new; the drop is acknowledged
+    assert scalar(conn, "SELECT count(*) FROM migrate.applied") == 0
+
+
+def test_truncate_is_checked_before_running(conn):
+    big(conn)
+    rows = conn.execute("SELECT rule, sqlstate FROM migrate_guard_check('TRUNCATE users')").fetchall()
+    assert rows == [("truncate", "MG004")]
