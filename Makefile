@@ -26,6 +26,11 @@ psql:
 stop:
 	@scripts/cluster.sh stop demo
 
+## make unit: the pure cores' tests only (parser, graph, targets, guard rules,
+## backfill planner): seconds, no PostgreSQL needed. make test runs them too.
+unit:
+	cargo test --lib -- revisions:: guard:: backfill::planner
+
 ## make test: unit + #[pg_test] tests, then end-to-end tests on a scratch cluster.
 test: setup
 	@TEST_PORT=$(TEST_PORT) PG_CONFIG=$(PG_CONFIG) scripts/test.sh

@@ -17,6 +17,12 @@ scripts/venv.sh "alembic==1.20.1" "psycopg2-binary==2.9.13"
 # connection; both sides of every ratio run with the same setting.
 scripts/cluster.sh start bench "$PORT" max_locks_per_transaction=1024 shared_buffers=512MB
 trap 'scripts/cluster.sh stop bench' EXIT
-# BENCH=revisions or BENCH=backfill runs one part only.
+# BENCH=revisions, backfill, guard or squawk runs one part only.
 case "${BENCH:-all}" in all|revisions) BENCH_PORT=$PORT .venv/bin/python bench/bench_revisions.py ;; esac
 case "${BENCH:-all}" in all|backfill) BENCH_PORT=$PORT .venv/bin/python bench/bench_backfill.py ;; esac
+case "${BENCH:-all}" in all|guard) BENCH_PORT=$PORT .venv/bin/python bench/bench_guard.py ;; esac
+case "${BENCH:-all}" in
+all|squawk)
+    [ -x node_modules/.bin/squawk ] || npm install --no-audit --no-fund --silent squawk-cli@2.66.0 >/dev/null
+    BENCH_PORT=$PORT SQUAWK=node_modules/.bin/squawk .venv/bin/python bench/compare_squawk.py ;;
+esac

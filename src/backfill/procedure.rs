@@ -57,6 +57,13 @@ fn backfill_check_context(procedure: &str) {
     }
 }
 
+/// `SET LOCAL lock_timeout`: every batch and step waits at most this long for a lock.
+fn set_lock_timeout(client: &mut SpiClient<'_>, ms: i32) {
+    client
+        .update("SELECT pg_catalog.set_config('lock_timeout', $1, true)", None, &[format!("{ms}ms").into()])
+        .or_raise("set lock_timeout");
+}
+
 /// A job row, as the batch function needs it.
 struct Job {
     name: String,
@@ -296,9 +303,7 @@ fn backfill_prepare(
         }
         let keys = primary_key(client, table, &table_name);
         // Planning the UPDATE takes a lock on the table: bounded like every batch.
-        client
-            .update("SELECT pg_catalog.set_config('lock_timeout', $1, true)", None, &[format!("{lock_timeout_ms}ms").into()])
-            .or_raise("set lock_timeout");
+        set_lock_timeout(client, lock_timeout_ms);
         check_statements(client, &table_name, &keys, set_expression, where_condition);
 
         let name = job_name.map(str::to_string).unwrap_or_else(|| default_job_name(&table_name, set_expression));
@@ -530,9 +535,7 @@ fn backfill_batch(job_id: i64) -> i32 {
                 return max_lag.clamp(50, 1000);
             }
         }
-        client
-            .update("SELECT pg_catalog.set_config('lock_timeout', $1, true)", None, &[format!("{}ms", job.lock_timeout_ms).into()])
-            .or_raise("set lock_timeout");
+        set_lock_timeout(client, job.lock_timeout_ms);
 
         let mut attempt: u32 = 0;
         let (outcome, elapsed_ms) = loop {
@@ -749,9 +752,7 @@ fn set_not_null_step(table: pg_sys::Oid, column_name: &str, check_name: &str, st
             return;
         }
         notice!("migrate_set_not_null: {}", statements.join("; "));
-        client
-            .update("SELECT pg_catalog.set_config('lock_timeout', $1, true)", None, &[format!("{lock_timeout_ms}ms").into()])
-            .or_raise("set lock_timeout");
+        set_lock_timeout(client, lock_timeout_ms);
         let mut attempt = 0;
         loop {
             // pg_migrate's own DDL: the safe sequence itself, so past the guard.

@@ -26,26 +26,74 @@ unsafe fn string_list(list: *mut pg_sys::List) -> Vec<String> {
         .collect()
 }
 
-/// First column of the first row of a read-only query. The guard only ever
-/// reads: a write would assign a transaction id, and DROP INDEX CONCURRENTLY
-/// then fails with "must be first action in transaction".
-pub(super) fn read_one<T: pgrx::FromDatum + pgrx::IntoDatum>(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<T> {
+thread_local! {
+    // The guard runs on every DDL statement: its catalog queries are planned
+    // once per backend and kept.
+    static PLANS: std::cell::RefCell<std::collections::HashMap<&'static str, pgrx::spi::OwnedPreparedStatement>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Run a read-only catalog query with a kept plan. Read-only matters: a write
+/// would assign a transaction id, and DROP INDEX CONCURRENTLY then fails with
+/// "must be first action in transaction".
+fn with_rows<R>(
+    sql: &'static str,
+    types: &[PgOid],
+    args: &[pgrx::datum::DatumWithOid],
+    read: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> R,
+) -> R {
     Spi::connect(|client| {
-        let rows = client.select(sql, Some(1), args).or_raise("read the catalog");
-        if rows.is_empty() { None } else { rows.first().get_one::<T>().ok().flatten() }
+        PLANS.with(|plans| {
+            let mut plans = plans.borrow_mut();
+            let plan = match plans.entry(sql) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(client.prepare(sql, types).or_raise("plan a catalog query").keep())
+                }
+            };
+            read(client.select(&*plan, None, args).or_raise("read the catalog"))
+        })
     })
 }
 
+const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
+const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
+
+/// First column of the first row of a read-only query.
+pub(super) fn read_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    sql: &'static str,
+    types: &[PgOid],
+    args: &[pgrx::datum::DatumWithOid],
+) -> Option<T> {
+    with_rows(sql, types, args, |rows| if rows.is_empty() { None } else { rows.first().get_one::<T>().ok().flatten() })
+}
+
 /// First two columns of the first row of a read-only query.
-pub(super) fn read_two<A, B>(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> (Option<A>, Option<B>)
+pub(super) fn read_two<A, B>(sql: &'static str, types: &[PgOid], args: &[pgrx::datum::DatumWithOid]) -> (Option<A>, Option<B>)
 where
     A: pgrx::FromDatum + pgrx::IntoDatum,
     B: pgrx::FromDatum + pgrx::IntoDatum,
 {
-    Spi::connect(|client| {
-        let rows = client.select(sql, Some(1), args).or_raise("read the catalog");
+    with_rows(sql, types, args, |rows| {
         if rows.is_empty() { (None, None) } else { rows.first().get_two::<A, B>().unwrap_or((None, None)) }
     })
+}
+
+/// A statement's text, worked out only if something needs it (the guard runs on
+/// every DDL statement, and most of them need nothing).
+pub struct LazyText<'a> {
+    cell: std::cell::OnceCell<Option<String>>,
+    make: &'a dyn Fn() -> Option<String>,
+}
+
+impl<'a> LazyText<'a> {
+    pub fn new(make: &'a dyn Fn() -> Option<String>) -> Self {
+        LazyText { cell: std::cell::OnceCell::new(), make }
+    }
+
+    pub fn get(&self) -> Option<&str> {
+        self.cell.get_or_init(|| (self.make)()).as_deref()
+    }
 }
 
 /// Tables a script being checked creates before using them.
@@ -69,49 +117,59 @@ unsafe fn table_of(range: *mut pg_sys::RangeVar, script: Option<&Script>) -> Opt
 }
 
 /// Size, persistence and "created in this transaction" of a table, summed over
-/// its partitions and inheritance children.
+/// its partitions and inheritance children. The common case (no children) is
+/// answered from the relcache alone: the guard runs on every DDL statement.
 pub unsafe fn table_by_oid(oid: pg_sys::Oid) -> Option<Table> {
-    let row = Spi::connect(|client| {
-        client
-            .select(
-                "WITH RECURSIVE tree(relid) AS (
-                     SELECT $1::oid UNION ALL
-                     SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
-                 SELECT pg_catalog.format('%I.%I', n.nspname, c.relname),
-                        (SELECT coalesce(sum(greatest(p.reltuples, 0)), 0)::int8
-                           FROM tree JOIN pg_catalog.pg_class p ON p.oid = tree.relid),
-                        (SELECT coalesce(sum(pg_catalog.pg_relation_size(tree.relid)), 0)::int8 FROM tree),
-                        c.relpersistence = 't'
-                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                  WHERE c.oid = $1 AND c.relkind IN ('r', 'p')",
-                None,
-                &[oid.into()],
-            )
-            .and_then(|rows| {
-                if rows.is_empty() {
-                    return Ok(None);
-                }
-                let row = rows.first();
-                Ok(Some((row.get::<String>(1)?, row.get::<i64>(2)?, row.get::<i64>(3)?, row.get::<bool>(4)?)))
-            })
-            .or_raise("read table facts")
-    })?;
-    let (Some(name), rows, bytes, temporary) = row else { return None };
-    // The relcache knows whether this transaction created the relation; the
-    // pg_class row's xmin would also match after any ALTER in this transaction.
     let relation = pg_sys::RelationIdGetRelation(oid);
-    let created_in_transaction = !relation.is_null() && (*relation).rd_createSubid != 0; // InvalidSubTransactionId
-    if !relation.is_null() {
-        pg_sys::RelationClose(relation);
+    if relation.is_null() {
+        return None;
     }
-    Some(Table {
-        name,
-        rows: rows.unwrap_or(0),
-        bytes: bytes.unwrap_or(0),
-        created_in_transaction,
-        temporary: temporary.unwrap_or(false),
-        oid: u32::from(oid),
-    })
+    let form = &*(*relation).rd_rel;
+    let kind = form.relkind as u8;
+    let facts = if kind != b'r' && kind != b'p' {
+        None
+    } else {
+        // The relcache knows whether this transaction created the relation; the
+        // pg_class row's xmin would also match after any ALTER in this transaction.
+        let created_in_transaction = (*relation).rd_createSubid != 0; // InvalidSubTransactionId
+        let temporary = form.relpersistence as u8 == b't';
+        let name = match (text(pg_sys::get_namespace_name(form.relnamespace)), text(form.relname.data.as_ptr())) {
+            (Some(schema), Some(relation_name)) => format!(
+                "{}.{}",
+                pgrx::spi::quote_identifier(&schema),
+                pgrx::spi::quote_identifier(&relation_name)
+            ),
+            _ => return close(relation, None),
+        };
+        let (rows, bytes) = if form.relhassubclass || kind == b'p' {
+            tree_size(oid)
+        } else {
+            let blocks = pg_sys::RelationGetNumberOfBlocksInFork(relation, pg_sys::ForkNumber::MAIN_FORKNUM);
+            ((form.reltuples.max(0.0)) as i64, i64::from(blocks) * i64::from(pg_sys::BLCKSZ))
+        };
+        Some(Table { name, rows, bytes, created_in_transaction, temporary, oid: u32::from(oid) })
+    };
+    close(relation, facts)
+}
+
+unsafe fn close(relation: pg_sys::Relation, facts: Option<Table>) -> Option<Table> {
+    pg_sys::RelationClose(relation);
+    facts
+}
+
+/// Rows and bytes summed over partitions and inheritance children.
+fn tree_size(oid: pg_sys::Oid) -> (i64, i64) {
+    let (rows, bytes) = read_two::<i64, i64>(
+        "WITH RECURSIVE tree(relid) AS (
+             SELECT $1::oid UNION ALL
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+         SELECT coalesce(sum(greatest(p.reltuples, 0)), 0)::int8,
+                coalesce(sum(pg_catalog.pg_relation_size(tree.relid)), 0)::int8
+           FROM tree JOIN pg_catalog.pg_class p ON p.oid = tree.relid",
+        &[OID],
+        &[oid.into()],
+    );
+    (rows.unwrap_or(0), bytes.unwrap_or(0))
 }
 
 fn lock_level(mode: i32) -> LockLevel {
@@ -143,7 +201,7 @@ unsafe fn type_name(type_name: *mut pg_sys::TypeName) -> String {
     resolved.unwrap_or_else(|| string_list((*type_name).names).join("."))
 }
 
-unsafe fn constraint(node: *mut pg_sys::Node, column: Option<&str>, sql: Option<&str>) -> Option<Constraint> {
+unsafe fn constraint(node: *mut pg_sys::Node, column: Option<&str>, sql: &LazyText<'_>) -> Option<Constraint> {
     if !is_a(node, NodeTag::T_Constraint) {
         return None;
     }
@@ -162,8 +220,8 @@ unsafe fn constraint(node: *mut pg_sys::Node, column: Option<&str>, sql: Option<
         columns.extend(column.map(str::to_string));
     }
     // The parse tree cannot tell an explicit ON DELETE NO ACTION from none; the text can.
-    let on_delete_given = c.fk_del_action != b'a' as std::ffi::c_char
-        || sql.is_some_and(|s| s.to_ascii_uppercase().contains("ON DELETE"));
+    let on_delete_given = kind == ConstraintKind::ForeignKey
+        && (c.fk_del_action != b'a' as std::ffi::c_char || sql.get().is_some_and(|s| s.to_ascii_uppercase().contains("ON DELETE")));
     Some(Constraint {
         kind,
         name: text(c.conname),
@@ -174,7 +232,7 @@ unsafe fn constraint(node: *mut pg_sys::Node, column: Option<&str>, sql: Option<
     })
 }
 
-unsafe fn column_def(node: *mut pg_sys::Node, sql: Option<&str>) -> Option<(Column, bool, bool, Vec<Constraint>)> {
+unsafe fn column_def(node: *mut pg_sys::Node, sql: &LazyText<'_>) -> Option<(Column, bool, bool, Vec<Constraint>)> {
     if !is_a(node, NodeTag::T_ColumnDef) {
         return None;
     }
@@ -202,13 +260,31 @@ unsafe fn column_def(node: *mut pg_sys::Node, sql: Option<&str>) -> Option<(Colu
     Some((Column { name, type_name: type_name(def.typeName) }, not_null, has_default, constraints))
 }
 
+/// A table's live columns with their canonical types, from the relcache (no
+/// query: the guard runs on every DDL statement).
+fn table_columns(table: &Table) -> Vec<Column> {
+    // SAFETY: the relcache entry is valid until RelationClose; the tuple
+    // descriptor is borrowed, not reference-counted.
+    unsafe {
+        let relation = pg_sys::RelationIdGetRelation(pg_sys::Oid::from(table.oid));
+        if relation.is_null() {
+            return Vec::new();
+        }
+        let columns = pgrx::PgTupleDesc::from_pg_unchecked((*relation).rd_att)
+            .iter()
+            .filter(|attribute| !attribute.is_dropped())
+            .map(|attribute| Column {
+                name: attribute.name().to_string(),
+                type_name: text(pg_sys::format_type_with_typemod(attribute.atttypid, attribute.atttypmod)).unwrap_or_default(),
+            })
+            .collect();
+        pg_sys::RelationClose(relation);
+        columns
+    }
+}
+
 fn column_type(table: &Table, column: &str) -> String {
-    read_one::<String>(
-        "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
-          WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
-        &[pg_sys::Oid::from(table.oid).into(), column.into()],
-    )
-    .unwrap_or_default()
+    table_columns(table).into_iter().find(|c| c.name == column).map(|c| c.type_name).unwrap_or_default()
 }
 
 fn has_validated_not_null_check(table: &Table, column: &str) -> bool {
@@ -216,34 +292,15 @@ fn has_validated_not_null_check(table: &Table, column: &str) -> bool {
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                          WHERE conrelid = $1 AND contype = 'c' AND convalidated
                            AND pg_catalog.pg_get_constraintdef(oid) = pg_catalog.format('CHECK ((%I IS NOT NULL))', $2::text))",
+        &[OID, TEXT],
         &[pg_sys::Oid::from(table.oid).into(), column.into()],
     )
     .unwrap_or(false)
 }
 
-fn table_columns(table: &Table) -> Vec<Column> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
-                  WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-                None,
-                &[pg_sys::Oid::from(table.oid).into()],
-            )
-            .map(|rows| {
-                rows.filter_map(|row| match (row.get::<String>(1), row.get::<String>(2)) {
-                    (Ok(Some(name)), Ok(Some(type_name))) => Some(Column { name, type_name }),
-                    _ => None,
-                })
-                .collect()
-            })
-            .unwrap_or_default()
-    })
-}
-
 /// The facts of one raw statement, or None if the guard has nothing to say about its kind.
 /// `sql` is the statement's text when known (for hints and ON DELETE detection).
-pub unsafe fn statement(node: *mut pg_sys::Node, sql: Option<&str>, script: Option<&Script>) -> Option<Statement> {
+pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Option<&Script>) -> Option<Statement> {
     if node.is_null() {
         return None;
     }
@@ -318,6 +375,7 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: Option<&str>, script: Opti
                         "SELECT i.indrelid, pg_catalog.format('%I.%I', n.nspname, c.relname)
                            FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE i.indexrelid = $1",
+                        &[OID],
                         &[index.into()],
                     );
                     if let (Some(table_oid), Some(index_name)) = parent {
@@ -341,7 +399,7 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: Option<&str>, script: Opti
             pg_sys::ReindexObjectType::REINDEX_OBJECT_TABLE => ("TABLE", table_of(range, script)),
             pg_sys::ReindexObjectType::REINDEX_OBJECT_INDEX => {
                 let index = pg_sys::RangeVarGetRelidExtended(range, pg_sys::NoLock as _, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut());
-                let table = read_one::<pg_sys::Oid>("SELECT indrelid FROM pg_catalog.pg_index WHERE indexrelid = $1", &[index.into()])
+                let table = read_one::<pg_sys::Oid>("SELECT indrelid FROM pg_catalog.pg_index WHERE indexrelid = $1", &[OID], &[index.into()])
                     .and_then(|oid| table_by_oid(oid));
                 ("INDEX", table)
             }
@@ -414,6 +472,24 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: Option<&str>, script: Opti
 /// Sessions holding locks on `table` that conflict with `level`, in transactions
 /// older than `min_age_ms`.
 pub fn blockers(table: &Table, level: LockLevel, min_age_ms: i64) -> Vec<super::facts::Blocker> {
+    // The lock manager answers "does anyone hold a conflicting lock?" cheaply (it
+    // is how CREATE INDEX CONCURRENTLY waits); pg_locks and pg_stat_activity
+    // are read only when someone does.
+    let tag = pg_sys::LOCKTAG {
+        // SAFETY: a backend global.
+        locktag_field1: u32::from(unsafe { pg_sys::MyDatabaseId }),
+        locktag_field2: table.oid,
+        locktag_field3: 0,
+        locktag_field4: 0,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_RELATION as u8,
+        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+    };
+    let mut count = 0;
+    // SAFETY: a valid relation lock tag and lock mode; the result is palloc'd.
+    unsafe { pg_sys::GetLockConflicts(&tag, level as i32, &mut count) };
+    if count == 0 {
+        return Vec::new();
+    }
     let rows: Vec<(i32, String, i64, String, String)> = Spi::connect(|client| {
         client
             .select(

@@ -109,10 +109,10 @@ fn with_history<R>(work: impl FnOnce(&mut History) -> R) -> R {
     })
 }
 
-/// Only drops of tables others can see count: a table created in this
-/// transaction loses nobody's data.
-fn remember(statement: &Statement) {
-    with_history(|history| match statement {
+/// Add a statement's drops and adds to `history`. Only tables others can see
+/// count: a table created in this transaction loses nobody's data.
+fn record(history: &mut History, statement: &Statement) {
+    match statement {
         Statement::AlterTable { table, actions, .. } if table.shared() => {
             for action in actions {
                 match action {
@@ -126,7 +126,7 @@ fn remember(statement: &Statement) {
             .dropped_tables
             .extend(tables.iter().filter(|(t, _)| t.shared()).map(|(t, columns)| (t.name.clone(), columns.clone()))),
         _ => {}
-    });
+    }
 }
 
 /// The facts around a statement that rules may need.
@@ -158,13 +158,19 @@ fn current_levels() -> rules::Levels {
 }
 
 /// Evaluate, apply acknowledgements (audited), keep the rest for the reporter.
-fn judge(statement: Statement, sql: Option<String>) {
+fn judge(statement: Statement, sql: &extract::LazyText<'_>) {
     let levels = current_levels();
-    let ctx = context(&statement, sql.clone(), &levels);
-    let findings = rules::evaluate(&statement, &ctx, &levels);
-    remember(&statement);
+    let mut ctx = context(&statement, None, &levels);
+    let mut findings = rules::evaluate(&statement, &ctx, &levels);
+    with_history(|history| record(history, &statement));
     if findings.is_empty() {
         return;
+    }
+    // Only now is the statement's text worth finding: the HINTs quote it.
+    let sql = sql.get().map(str::to_string);
+    if sql.is_some() {
+        ctx.sql = sql.clone();
+        findings = rules::evaluate(&statement, &ctx, &levels);
     }
     let allowed = rules::parse_allowances(&settings::allow_text()).unwrap_or_else(|error| {
         raise(
@@ -196,8 +202,8 @@ fn judge(statement: Statement, sql: Option<String>) {
 /// Record an acknowledged dangerous operation, as the extension's owner: roles
 /// that may acknowledge need not be able to write the audit log themselves.
 fn audit(finding: &Finding, sql: Option<&str>, reason: &str, revision: Option<&str>, source: &str) {
-    let who: (Option<String>, Option<String>) = extract::read_two("SELECT current_user::text, session_user::text", &[]);
-    let owner = extract::read_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_migrate'", &[]);
+    let who: (Option<String>, Option<String>) = extract::read_two("SELECT current_user::text, session_user::text", &[], &[]);
+    let owner = extract::read_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_migrate'", &[], &[]);
     let Some(owner) = owner else { return };
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_context = 0;
@@ -246,10 +252,12 @@ fn guard_ddl_start(fcinfo: pg_sys::FunctionCallInfo) {
         return;
     }
     // SAFETY: parsetree is a valid node.
-    let sql = statement_text(Some(unsafe { (*node).type_ }));
+    let tag = unsafe { (*node).type_ };
+    let make = move || statement_text(Some(tag));
+    let sql = extract::LazyText::new(&make);
     // SAFETY: parsetree is the raw statement node of the command about to run.
-    if let Some(statement) = unsafe { extract::statement(node, sql.as_deref(), None) } {
-        judge(statement, sql);
+    if let Some(statement) = unsafe { extract::statement(node, &sql, None) } {
+        judge(statement, &sql);
     }
 }
 
@@ -264,12 +272,20 @@ fn guard_table_rewrite(_fcinfo: pg_sys::FunctionCallInfo) {
     let (oid, reason) = extract::read_two::<pg_sys::Oid, i32>(
         "SELECT pg_catalog.pg_event_trigger_table_rewrite_oid(), pg_catalog.pg_event_trigger_table_rewrite_reason()",
         &[],
+        &[],
     );
     let (Some(oid), Some(reason)) = (oid, reason) else { return };
     // SAFETY: catalog look-ups of an existing relation.
     if let Some(table) = unsafe { extract::table_by_oid(oid) } {
-        judge(Statement::Rewrite { table, reason: reason as u32 }, statement_text(None));
+        let make = || statement_text(None);
+        judge(Statement::Rewrite { table, reason: reason as u32 }, &extract::LazyText::new(&make));
     }
+}
+
+/// Whether the reporter trigger has anything to raise.
+#[pg_extern(volatile, parallel_unsafe, schema = "migrate")]
+fn guard_has_pending() -> bool {
+    PENDING.with(|p| !p.borrow().is_empty())
 }
 
 /// Hand the findings to the reporter trigger, notices first, errors last.
@@ -317,6 +333,10 @@ LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     f record;
 BEGIN
+    -- The common case, nothing to report, costs one simple-expression call.
+    IF NOT migrate.guard_has_pending() THEN
+        RETURN;
+    END IF;
     FOR f IN SELECT * FROM migrate.guard_pending() LOOP
         IF f.level = 'error' THEN
             RAISE EXCEPTION USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = f.detail, HINT = f.hint;
@@ -341,7 +361,7 @@ CREATE EVENT TRIGGER migrate_guard_b_report_rewrite ON table_rewrite
     EXECUTE FUNCTION migrate.guard_report();
 "#,
     name = "guard_event_triggers",
-    requires = [guard_ddl_start, guard_table_rewrite, guard_pending],
+    requires = [guard_ddl_start, guard_table_rewrite, guard_pending, guard_has_pending],
 );
 
 /// What the guard would say about a statement or a script, without running it:
@@ -384,7 +404,9 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
     let mut out = Vec::new();
     for (index, (statement, node)) in statements.iter().zip(nodes).enumerate() {
         // SAFETY: node is the raw parse tree of `statement`.
-        let Some(facts) = (unsafe { extract::statement(node, Some(&statement.text), Some(script)) }) else { continue };
+        let text = statement.text.clone();
+        let make = move || Some(text.clone());
+        let Some(facts) = (unsafe { extract::statement(node, &extract::LazyText::new(&make), Some(script)) }) else { continue };
         let mut ctx = context(&facts, Some(statement.text.clone()), &levels);
         ctx.history = history.clone();
         for (finding, level) in rules::evaluate(&facts, &ctx, &levels) {
@@ -392,24 +414,10 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
                 out.push((index as i32 + 1, finding, level));
             }
         }
-        match &facts {
-            Statement::CreateTable { name, .. } => {
-                script.created.insert(name.clone());
-            }
-            Statement::AlterTable { table, actions, .. } if table.shared() => {
-                for action in actions {
-                    match action {
-                        super::facts::Action::DropColumn { column } => history.dropped_columns.push((table.name.clone(), column.clone())),
-                        super::facts::Action::AddColumn { column, .. } => history.added_columns.push((table.name.clone(), column.clone())),
-                        _ => {}
-                    }
-                }
-            }
-            Statement::DropTable { tables } => history
-                .dropped_tables
-                .extend(tables.iter().filter(|(t, _)| t.shared()).map(|(t, c)| (t.name.clone(), c.clone()))),
-            _ => {}
+        if let Statement::CreateTable { name, .. } = &facts {
+            script.created.insert(name.clone());
         }
+        record(history, &facts);
     }
     out
 }
