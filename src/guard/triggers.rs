@@ -129,6 +129,23 @@ fn record(history: &mut History, statement: &Statement) {
     }
 }
 
+/// The part of this transaction's history a statement can be compared with.
+/// Copying all of it for every statement would make a long migration quadratic.
+fn relevant_history(history: &History, statement: &Statement) -> History {
+    match statement {
+        Statement::AlterTable { table, .. } => History {
+            dropped_columns: history.dropped_columns.iter().filter(|(t, _)| *t == table.name).cloned().collect(),
+            added_columns: history.added_columns.iter().filter(|(t, _)| *t == table.name).cloned().collect(),
+            dropped_tables: Vec::new(),
+        },
+        Statement::CreateTable { columns, .. } => History {
+            dropped_tables: history.dropped_tables.iter().filter(|(_, c)| c.len() == columns.len()).cloned().collect(),
+            ..History::default()
+        },
+        _ => History::default(),
+    }
+}
+
 /// The facts around a statement that rules may need.
 pub fn context(statement: &Statement, sql: Option<String>, levels: &rules::Levels) -> Context {
     let thresholds = settings::thresholds();
@@ -145,7 +162,7 @@ pub fn context(statement: &Statement, sql: Option<String>, levels: &rules::Level
         lock_timeout_ms: i64::from(unsafe { pg_sys::LockTimeout }),
         thresholds,
         blockers,
-        history: with_history(|h| h.clone()),
+        history: with_history(|h| relevant_history(h, statement)),
         sql,
     }
 }
