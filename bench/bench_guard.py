@@ -11,7 +11,6 @@ import os
 import re
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
