@@ -13,6 +13,7 @@ mod backfill;
 mod engine;
 pub mod guard;
 mod errors;
+pub mod format;
 pub mod revisions;
 mod server_sql;
 mod sql_api;

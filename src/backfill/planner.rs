@@ -2,6 +2,8 @@
 //! batch size, retry backoff and progress text. No pgrx here; identifiers arrive
 //! already quoted by the server (regclass output, quote_ident).
 
+use crate::format::thousands;
+
 /// One column of the key the batches walk, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyColumn {
@@ -124,17 +126,6 @@ pub fn progress_text(scanned: i64, scanned_this_run: i64, estimated_total: Optio
     text
 }
 
-fn thousands(value: i64) -> String {
-    let digits = value.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if value < 0 { format!("-{out}") } else { out }
-}
 
 fn duration_text(seconds: u64) -> String {
     match seconds {

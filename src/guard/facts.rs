@@ -2,6 +2,8 @@
 //! (extract.rs) fills these from the raw parse tree and the live catalog; the
 //! rules decide on them without touching the database.
 
+pub use crate::format::thousands;
+
 /// A table the statement touches, as the catalog describes it right now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
@@ -185,17 +187,6 @@ pub struct Context {
     pub sql: Option<String>,
 }
 
-pub fn thousands(value: i64) -> String {
-    let digits = value.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if value < 0 { format!("-{out}") } else { out }
-}
 
 pub fn bytes_text(bytes: i64) -> String {
     const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];

@@ -183,6 +183,14 @@ fn guard_sqlstate_of(message: &str) -> Option<String> {
 
 pgrx::extension_sql!(
     r#"
+-- Re-raise a guard finding that came back through Rust as XX000 with the rule's own code.
+CREATE FUNCTION migrate.raise_guard_error(message text, detail text, hint text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = migrate.guard_sqlstate_of(message), MESSAGE = message, DETAIL = detail, HINT = hint;
+END
+$$;
+
 -- migrate_upgrade() and migrate_downgrade() are thin PL/pgSQL wrappers: the work
 -- is in Rust; the wrapper only restores a guard rule's own SQLSTATE, which pgrx
 -- cannot carry through a Rust function. No search_path is pinned: revisions run
@@ -191,14 +199,13 @@ CREATE FUNCTION migrate_upgrade(target text DEFAULT 'head')
 RETURNS TABLE (revision text, direction text, message text, duration interval)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m text; d text; h text; code text;
+    m text; d text; h text;
 BEGIN
     RETURN QUERY SELECT * FROM migrate.run_upgrade(target);
 EXCEPTION WHEN internal_error THEN
     GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    code := migrate.guard_sqlstate_of(m);
-    IF code IS NULL THEN RAISE; END IF;
-    RAISE EXCEPTION USING ERRCODE = code, MESSAGE = m, DETAIL = d, HINT = h;
+    IF migrate.guard_sqlstate_of(m) IS NULL THEN RAISE; END IF;
+    PERFORM migrate.raise_guard_error(m, d, h);
 END
 $$;
 COMMENT ON FUNCTION migrate_upgrade(text) IS 'Apply every revision needed to reach target, in one transaction';
@@ -207,14 +214,13 @@ CREATE FUNCTION migrate_downgrade(target text)
 RETURNS TABLE (revision text, direction text, message text, duration interval)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m text; d text; h text; code text;
+    m text; d text; h text;
 BEGIN
     RETURN QUERY SELECT * FROM migrate.run_downgrade(target);
 EXCEPTION WHEN internal_error THEN
     GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    code := migrate.guard_sqlstate_of(m);
-    IF code IS NULL THEN RAISE; END IF;
-    RAISE EXCEPTION USING ERRCODE = code, MESSAGE = m, DETAIL = d, HINT = h;
+    IF migrate.guard_sqlstate_of(m) IS NULL THEN RAISE; END IF;
+    PERFORM migrate.raise_guard_error(m, d, h);
 END
 $$;
 COMMENT ON FUNCTION migrate_downgrade(text) IS 'Undo applied revisions down to target, in one transaction';

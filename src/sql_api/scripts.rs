@@ -489,14 +489,13 @@ CREATE FUNCTION migrate.apply_step(step_revision text, step_direction text, step
 RETURNS TABLE (revision text, direction text, message text, duration interval)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m text; d text; h text; code text;
+    m text; d text; h text;
 BEGIN
     RETURN QUERY SELECT * FROM migrate.run_step(step_revision, step_direction, step_checksum, step_method);
 EXCEPTION WHEN internal_error THEN
     GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    code := migrate.guard_sqlstate_of(m);
-    IF code IS NULL THEN RAISE; END IF;
-    RAISE EXCEPTION USING ERRCODE = code, MESSAGE = m, DETAIL = d, HINT = h;
+    IF migrate.guard_sqlstate_of(m) IS NULL THEN RAISE; END IF;
+    PERFORM migrate.raise_guard_error(m, d, h);
 END
 $$;
 "#,
