@@ -122,6 +122,14 @@ pub enum Statement {
 }
 
 impl Statement {
+    /// An ALTER TABLE of a table other sessions can see: the table and its actions.
+    pub fn shared_alter(&self) -> Option<(&Table, &[Action])> {
+        match self {
+            Statement::AlterTable { table, actions, .. } if table.shared() => Some((table, actions)),
+            _ => None,
+        }
+    }
+
     /// The shared table(s) the statement locks, with the lock level.
     pub fn locks(&self) -> Vec<(&Table, LockLevel)> {
         match self {

@@ -5,10 +5,7 @@ use super::{Finding, Rule};
 use crate::guard::facts::{Action, Context, Statement};
 
 pub fn check(statement: &Statement, _ctx: &Context) -> Vec<Finding> {
-    let Statement::AlterTable { table, actions, .. } = statement else { return Vec::new() };
-    if !table.shared() || !table.has_rows() {
-        return Vec::new();
-    }
+    let Some((table, actions)) = statement.shared_alter().filter(|(t, _)| t.has_rows()) else { return Vec::new() };
     actions
         .iter()
         .filter_map(|action| match action {

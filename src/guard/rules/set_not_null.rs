@@ -5,10 +5,9 @@ use super::{Finding, Rule};
 use crate::guard::facts::{Action, Context, Statement};
 
 pub fn check(statement: &Statement, ctx: &Context) -> Vec<Finding> {
-    let Statement::AlterTable { table, actions, .. } = statement else { return Vec::new() };
-    if !table.shared() || !table.is_large(&ctx.thresholds) {
+    let Some((table, actions)) = statement.shared_alter().filter(|(t, _)| t.is_large(&ctx.thresholds)) else {
         return Vec::new();
-    }
+    };
     actions
         .iter()
         .filter_map(|action| match action {
