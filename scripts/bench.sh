@@ -20,7 +20,19 @@ trap 'scripts/cluster.sh stop bench' EXIT
 # BENCH=revisions, backfill, guard or squawk runs one part only.
 case "${BENCH:-all}" in all|revisions) BENCH_PORT=$PORT .venv/bin/python bench/bench_revisions.py ;; esac
 case "${BENCH:-all}" in all|backfill) BENCH_PORT=$PORT .venv/bin/python bench/bench_backfill.py ;; esac
-case "${BENCH:-all}" in all|guard) BENCH_PORT=$PORT .venv/bin/python bench/bench_guard.py ;; esac
+case "${BENCH:-all}" in
+all|guard)
+    # A second cluster whose processes run under callgrind: instruction counts
+    # for the DDL overhead, repeatable where CPU time on a shared VM is not.
+    cg_port=$((PORT + 7))
+    if command -v valgrind >/dev/null; then
+        scripts/cluster.sh callgrind bench-callgrind "$cg_port" autovacuum=off
+        trap 'scripts/cluster.sh stop bench-callgrind; scripts/cluster.sh stop bench' EXIT
+        export CALLGRIND_PORT=$cg_port CALLGRIND_OUT="$ROOT/target/clusters/bench-callgrind/callgrind"
+    fi
+    BENCH_PORT=$PORT .venv/bin/python bench/bench_guard.py
+    [ -z "${CALLGRIND_PORT:-}" ] || scripts/cluster.sh stop bench-callgrind ;;
+esac
 case "${BENCH:-all}" in
 all|squawk)
     [ -x node_modules/.bin/squawk ] || npm install --no-audit --no-fund --silent squawk-cli@2.66.0 >/dev/null

@@ -2,6 +2,8 @@
 # Throwaway PostgreSQL 15 clusters under target/clusters/NAME, on a loopback
 # port, owned by user postgres when run as root (PostgreSQL refuses root).
 #   cluster.sh start NAME PORT [postgres -c options...]   (fresh unless KEEP=1)
+#   cluster.sh callgrind NAME PORT [options...]  (the same, every process under
+#       valgrind's callgrind, one instruction count per process in NAME/callgrind/)
 #   cluster.sh stop NAME
 #   cluster.sh restart NAME        (immediate: like a crash, then start again)
 #   cluster.sh standby NAME PRIMARY PORT   (pg_basebackup -R from cluster PRIMARY)
@@ -21,7 +23,7 @@ as_owner() {
 port_of() { cat "$dir/port"; }
 
 case "$cmd" in
-start)
+start|callgrind)
     port=${3:?port}
     shift 3
     if [ -f "$dir/data/postmaster.pid" ]; then
@@ -41,8 +43,22 @@ start)
         || { cat "$dir/initdb.log" >&2; exit 1; }
     opts="-p $port -k $dir -c listen_addresses=127.0.0.1"
     for extra in "$@"; do opts="$opts -c $extra"; done
-    as_owner "$BIN/pg_ctl" -D "$dir/data" -o "$opts" -l "$dir/server.log" -w start >/dev/null \
-        || { cat "$dir/server.log" >&2; exit 1; }
+    if [ "$cmd" = start ]; then
+        as_owner "$BIN/pg_ctl" -D "$dir/data" -o "$opts" -l "$dir/server.log" -w start >/dev/null \
+            || { cat "$dir/server.log" >&2; exit 1; }
+    else
+        command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+        mkdir -p "$dir/callgrind"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/callgrind"
+        # shellcheck disable=SC2086 # opts is a list of options
+        as_owner nohup valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind/out.%p" \
+            "$BIN/postgres" -D "$dir/data" $opts >"$dir/server.log" 2>&1 &
+        for _ in $(seq 1 120); do
+            "$BIN/pg_isready" -q -h 127.0.0.1 -p "$port" && break
+            sleep 1
+        done
+        "$BIN/pg_isready" -q -h 127.0.0.1 -p "$port" || { cat "$dir/server.log" >&2; exit 1; }
+    fi
     ;;
 stop)
     if [ -f "$dir/data/postmaster.pid" ]; then

@@ -13,6 +13,7 @@ mod backfill;
 mod engine;
 pub mod guard;
 mod errors;
+mod pg_report;
 pub mod format;
 pub mod revisions;
 mod server_sql;
@@ -25,6 +26,7 @@ extension_sql_file!("schema.sql", name = "schema", bootstrap);
 #[pg_guard]
 extern "C-unwind" fn _PG_init() {
     guard::settings::define();
+    guard::hook::install();
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 //! `facts` and `rules/` are pure (one rule per file, registry in rules/mod.rs);
 //! `extract` turns the raw parse tree and the live catalog into facts;
 //! `settings` holds the GUCs; `triggers` wires the event triggers,
-//! acknowledgements, the audit log and migrate_guard_check().
+//! acknowledgements, the audit log and migrate_guard_check(); `hook` adds
+//! TRUNCATE and REINDEX when the library is in shared_preload_libraries.
 
 mod extract;
 pub mod facts;
 pub mod rules;
 pub mod settings;
 pub mod triggers;
+pub mod hook;

@@ -1,8 +1,7 @@
-//! The event triggers. A Rust trigger reads the parse tree (ddl_command_start)
-//! or the table being rewritten (table_rewrite), runs the rules and leaves its
-//! findings here; a PL/pgSQL trigger named to fire right after it raises them,
-//! because only PL/pgSQL can raise the guard's own SQLSTATEs (class MG) -
-//! pgrx maps codes it does not know to XX000.
+//! The event triggers. Their functions are hand-written C entry points: they
+//! read the parse tree (ddl_command_start) or the table being rewritten
+//! (table_rewrite), run the rules, and report the findings with the rule's own
+//! SQLSTATE (class MG), which pgrx's own error path would turn into XX000.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
@@ -15,10 +14,10 @@ use super::facts::{Context, History, Statement};
 use super::rules::{self, Allowance, Finding, Level};
 use super::settings::{self, GuardMode};
 use crate::errors::{raise, OrRaise};
+use crate::pg_report::{Report, Severity};
 use crate::server_sql;
 
 thread_local! {
-    static PENDING: RefCell<Vec<(Finding, Level)>> = const { RefCell::new(Vec::new()) };
     static HISTORY: RefCell<(u32, History)> = RefCell::new((0, History::default()));
     static BYPASS: Cell<u32> = const { Cell::new(0) };
     static REVISION: RefCell<Option<(String, Vec<Allowance>)>> = const { RefCell::new(None) };
@@ -174,14 +173,14 @@ fn current_levels() -> rules::Levels {
     })
 }
 
-/// Evaluate, apply acknowledgements (audited), keep the rest for the reporter.
-fn judge(statement: Statement, sql: &extract::LazyText<'_>) {
+/// Evaluate, apply acknowledgements (audited), return the rest to be reported.
+fn judge(statement: Statement, sql: &extract::LazyText<'_>) -> Vec<(Finding, Level)> {
     let levels = current_levels();
     let mut ctx = context(&statement, None, &levels);
     let mut findings = rules::evaluate(&statement, &ctx, &levels);
     with_history(|history| record(history, &statement));
     if findings.is_empty() {
-        return;
+        return findings;
     }
     // Only now is the statement's text worth finding: the HINTs quote it.
     let sql = sql.get().map(str::to_string);
@@ -199,6 +198,7 @@ fn judge(statement: Statement, sql: &extract::LazyText<'_>) {
     });
     let revision = REVISION.with(|r| r.borrow().clone());
     let warn_only = settings::GUARD.get() == GuardMode::Warn;
+    let mut pending = Vec::new();
     for (finding, level) in findings {
         let by_setting = allowed.iter().find(|a| a.rule == finding.rule).map(|a| (a.reason.clone(), "setting"));
         let by_revision = revision
@@ -212,8 +212,9 @@ fn judge(statement: Statement, sql: &extract::LazyText<'_>) {
             continue;
         }
         let level = if warn_only && level == Level::Error { Level::Warning } else { level };
-        PENDING.with(|p| p.borrow_mut().push((finding, level)));
+        pending.push((finding, level));
     }
+    pending
 }
 
 /// Record an acknowledged dangerous operation, as the extension's owner: roles
@@ -249,78 +250,104 @@ fn audit(finding: &Finding, sql: Option<&str>, reason: &str, revision: Option<&s
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
 }
 
-#[pg_extern(sql = "
-CREATE FUNCTION migrate.guard_ddl_start() RETURNS event_trigger
-LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-")]
-fn guard_ddl_start(fcinfo: pg_sys::FunctionCallInfo) {
-    if !guard_active() {
-        return;
-    }
+/// The C entry points PostgreSQL calls. The work runs under pgrx's guard, so a
+/// Rust panic or a PostgreSQL error inside it is reported as usual; a finding
+/// at level error is thrown only after that, from this outermost frame.
+macro_rules! event_trigger_function {
+    ($symbol:ident, $info:ident, $work:path) => {
+        #[no_mangle]
+        pub extern "C-unwind" fn $info() -> &'static pg_sys::Pg_finfo_record {
+            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        /// # Safety
+        /// Called by PostgreSQL's function manager as an event trigger function.
+        #[no_mangle]
+        pub unsafe extern "C-unwind" fn $symbol(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            let error = pg_sys::panic::pgrx_extern_c_guard(|| report($work(fcinfo)));
+            if let Some(error) = error {
+                crate::pg_report::throw(error);
+            }
+            pg_sys::Datum::from(0usize)
+        }
+    };
+}
+
+event_trigger_function!(migrate_guard_ddl_start, pg_finfo_migrate_guard_ddl_start, guard_ddl_start);
+event_trigger_function!(migrate_guard_table_rewrite, pg_finfo_migrate_guard_table_rewrite, guard_table_rewrite);
+
+fn guard_ddl_start(fcinfo: pg_sys::FunctionCallInfo) -> Vec<(Finding, Level)> {
     // SAFETY: an event trigger is called with EventTriggerData as its context.
     let node = unsafe {
         let context = (*fcinfo).context;
         if context.is_null() || !pgrx::is_a(context, NodeTag::T_EventTriggerData) {
-            return;
+            return Vec::new();
         }
         (*(context as *mut pg_sys::EventTriggerData)).parsetree
     };
-    if node.is_null() {
-        return;
+    guard_statement(node)
+}
+
+/// The rules' findings for one raw statement node.
+fn guard_statement(node: *mut pg_sys::Node) -> Vec<(Finding, Level)> {
+    if node.is_null() || !guard_active() {
+        return Vec::new();
     }
-    // SAFETY: parsetree is a valid node.
+    // SAFETY: node is a valid parse tree node.
     let tag = unsafe { (*node).type_ };
     let make = move || statement_text(Some(tag));
     let sql = extract::LazyText::new(&make);
-    // SAFETY: parsetree is the raw statement node of the command about to run.
-    if let Some(statement) = unsafe { extract::statement(node, &sql, None) } {
-        judge(statement, &sql);
+    // SAFETY: node is the raw statement node of the command about to run.
+    match unsafe { extract::statement(node, &sql, None) } {
+        Some(statement) => judge(statement, &sql),
+        None => Vec::new(),
     }
 }
 
-#[pg_extern(sql = "
-CREATE FUNCTION migrate.guard_table_rewrite() RETURNS event_trigger
-LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-")]
-fn guard_table_rewrite(_fcinfo: pg_sys::FunctionCallInfo) {
+/// For the ProcessUtility hook (TRUNCATE, REINDEX): the error to throw, if any,
+/// in a database where pg_migrate is installed.
+pub fn check_utility(node: *mut pg_sys::Node) -> Option<Report> {
+    // SAFETY: a catalog look-up by name.
+    let installed = unsafe { pg_sys::get_extension_oid(c"pg_migrate".as_ptr(), true) } != pg_sys::InvalidOid;
+    if !installed {
+        return None;
+    }
+    report(guard_statement(node))
+}
+
+fn guard_table_rewrite(_fcinfo: pg_sys::FunctionCallInfo) -> Vec<(Finding, Level)> {
     if !guard_active() {
-        return;
+        return Vec::new();
     }
     let (oid, reason) = extract::read_two::<pg_sys::Oid, i32>(
         "SELECT pg_catalog.pg_event_trigger_table_rewrite_oid(), pg_catalog.pg_event_trigger_table_rewrite_reason()",
         &[],
         &[],
     );
-    let (Some(oid), Some(reason)) = (oid, reason) else { return };
+    let (Some(oid), Some(reason)) = (oid, reason) else { return Vec::new() };
     // SAFETY: catalog look-ups of an existing relation.
-    if let Some(table) = unsafe { extract::table_by_oid(oid) } {
-        let make = || statement_text(None);
-        judge(Statement::Rewrite { table, reason: reason as u32 }, &extract::LazyText::new(&make));
+    match unsafe { extract::table_by_oid(oid) } {
+        Some(table) => {
+            let make = || statement_text(None);
+            judge(Statement::Rewrite { table, reason: reason as u32 }, &extract::LazyText::new(&make))
+        }
+        None => Vec::new(),
     }
 }
 
-/// Whether the reporter trigger has anything to raise.
-#[pg_extern(volatile, parallel_unsafe, schema = "migrate")]
-fn guard_has_pending() -> bool {
-    PENDING.with(|p| !p.borrow().is_empty())
-}
-
-/// Hand the findings to the reporter trigger, notices first, errors last.
-#[pg_extern(volatile, schema = "migrate")]
-#[search_path(pg_catalog, pg_temp)]
-fn guard_pending() -> TableIterator<
-    'static,
-    (
-        name!(sqlstate, String),
-        name!(level, String),
-        name!(message, String),
-        name!(detail, String),
-        name!(hint, String),
-    ),
-> {
-    let mut pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    pending.sort_by_key(|(_, level)| *level);
-    TableIterator::new(pending.into_iter().map(|(finding, level)| {
+/// Send notices and warnings now, notices first; hand back the first error,
+/// for the entry point to throw.
+fn report(mut findings: Vec<(Finding, Level)>) -> Option<Report> {
+    findings.sort_by_key(|(_, level)| *level);
+    let mut error = None;
+    for (finding, level) in findings {
+        let severity = match level {
+            Level::Off => continue,
+            Level::Notice => Severity::Notice,
+            Level::Warning => Severity::Warning,
+            Level::Error => Severity::Error,
+        };
         let hint = if level >= Level::Warning {
             format!(
                 "{}\nTo do it anyway: SET LOCAL pg_migrate.allow = '{}: <reason>'; (or \"-- Allow: {} <reason>\" in a migration file)",
@@ -331,54 +358,36 @@ fn guard_pending() -> TableIterator<
         } else {
             finding.hint.clone()
         };
-        (
-            finding.rule.sqlstate().to_string(),
-            level.as_str().to_string(),
-            format!("{} [{}]", finding.message, finding.rule.name()),
-            finding.detail,
+        let report = Report {
+            severity,
+            sqlstate: finding.rule.sqlstate(),
+            message: format!("{} [{}]", finding.message, finding.rule.name()),
+            detail: finding.detail,
             hint,
-        )
-    }))
+        };
+        if severity == Severity::Error {
+            error = Some(report);
+            break;
+        }
+        crate::pg_report::emit(&report);
+    }
+    error
 }
 
 pgrx::extension_sql!(
     r#"
--- Fires right after the Rust triggers (event triggers fire in name order) and
--- raises what they found, with the rule's own SQLSTATE.
-CREATE FUNCTION migrate.guard_report() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-DECLARE
-    f record;
-BEGIN
-    -- The common case, nothing to report, costs one simple-expression call.
-    IF NOT migrate.guard_has_pending() THEN
-        RETURN;
-    END IF;
-    FOR f IN SELECT * FROM migrate.guard_pending() LOOP
-        IF f.level = 'error' THEN
-            RAISE EXCEPTION USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = f.detail, HINT = f.hint;
-        ELSIF f.level = 'warning' THEN
-            RAISE WARNING USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = f.detail, HINT = f.hint;
-        ELSE
-            RAISE NOTICE USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = f.detail, HINT = f.hint;
-        END IF;
-    END LOOP;
-END
-$$;
+CREATE FUNCTION migrate.guard_ddl_start() RETURNS event_trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_guard_ddl_start';
+CREATE FUNCTION migrate.guard_table_rewrite() RETURNS event_trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_guard_table_rewrite';
 
-CREATE EVENT TRIGGER migrate_guard_a_start ON ddl_command_start
+CREATE EVENT TRIGGER migrate_guard_start ON ddl_command_start
     WHEN TAG IN ('CREATE INDEX', 'DROP INDEX', 'ALTER TABLE', 'DROP TABLE', 'CREATE TABLE', 'ALTER TYPE')
     EXECUTE FUNCTION migrate.guard_ddl_start();
-CREATE EVENT TRIGGER migrate_guard_b_report_start ON ddl_command_start
-    WHEN TAG IN ('CREATE INDEX', 'DROP INDEX', 'ALTER TABLE', 'DROP TABLE', 'CREATE TABLE', 'ALTER TYPE')
-    EXECUTE FUNCTION migrate.guard_report();
-CREATE EVENT TRIGGER migrate_guard_a_rewrite ON table_rewrite
+CREATE EVENT TRIGGER migrate_guard_rewrite ON table_rewrite
     EXECUTE FUNCTION migrate.guard_table_rewrite();
-CREATE EVENT TRIGGER migrate_guard_b_report_rewrite ON table_rewrite
-    EXECUTE FUNCTION migrate.guard_report();
 "#,
     name = "guard_event_triggers",
-    requires = [guard_ddl_start, guard_table_rewrite, guard_pending, guard_has_pending],
 );
 
 /// What the guard would say about a statement or a script, without running it:

@@ -43,6 +43,14 @@ def db():
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+def refused(conn, sql, sqlstate):
+    """Run `sql`, which must fail with `sqlstate`; returns the error."""
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(sql)
+    assert caught.value.sqlstate == sqlstate, f"{caught.value.sqlstate}: {caught.value}"
+    return caught.value
+
+
 def connect(dbname, **kwargs):
     kwargs.setdefault("autocommit", True)
     return psycopg.connect(dsn(dbname), **kwargs)

@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import connect, load, revision, scalar
+from conftest import connect, load, refused, revision, scalar
 
 ROWS = 3000  # "large" below means over pg_migrate.guard_min_rows, set to 1000 here
 
@@ -27,13 +27,6 @@ def big(conn, name="users", rows=ROWS):
                  f"age integer, code varchar(20))")
     conn.execute(f"INSERT INTO {name} SELECT g, 'n' || g, 'e' || g, g % 90, 'c' || g FROM generate_series(1, {rows}) g")
     conn.execute(f"ANALYZE {name}")
-
-
-def refused(conn, sql, sqlstate):
-    with pytest.raises(psycopg.Error) as caught:
-        conn.execute(sql)
-    assert caught.value.sqlstate == sqlstate, f"{caught.value.sqlstate}: {caught.value}"
-    return caught.value
 
 
 def notices(conn, sql):
