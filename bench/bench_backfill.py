@@ -6,7 +6,10 @@ Workload: a table of N rows (default 1,000,000), SET role = 'member' WHERE role 
   hand loop         UPDATE ... WHERE id IN (SELECT id ... WHERE role IS NULL LIMIT n)
                     repeated in a PL/pgSQL procedure with COMMIT
 Then again with concurrent writers (pgbench, 2 clients updating random rows of
-the same table), comparing their p99 latency with and without the operation.
+the same table), comparing their p99 latency with and without the operation:
+closed loop (each client sends its next UPDATE when the last one returns, as
+plain pgbench does) and open loop (-R: UPDATEs are due on a schedule, latency
+counts from when each was due, so a stall also delays the ones queued behind it).
 Memory: the backend's private memory (RssAnon) at two table sizes.
 Nothing here asserts a time.
 """
@@ -27,7 +30,13 @@ PORT = int(os.environ.get("BENCH_PORT", "54332"))
 ROWS = int(os.environ.get("BENCH_BACKFILL_ROWS", "1000000"))
 BATCH = int(os.environ.get("BENCH_BACKFILL_BATCH", "1000"))
 # With writers running, the backfill is throttled as it would be in production.
-PAUSE_MS = int(os.environ.get("BENCH_BACKFILL_PAUSE_MS", "30"))
+# Writers mostly wait on WAL flushes (WALSync, WALWrite), and each batch's commit
+# adds one: at the same throughput, fewer commits with longer pauses (1,000 rows
+# every 60 ms) disturb them less than more, smaller ones (500 every 30 ms).
+WRITERS_BATCH = int(os.environ.get("BENCH_BACKFILL_WRITERS_BATCH", "1000"))
+PAUSE_MS = int(os.environ.get("BENCH_BACKFILL_PAUSE_MS", "60"))
+# BENCH_BACKFILL_WRITERS=0 skips the runs with writers (for a quick 10M-row run).
+WITH_WRITERS = os.environ.get("BENCH_BACKFILL_WRITERS", "1") != "0"
 WRITE_RATE = int(os.environ.get("BENCH_WRITE_RATE", "1000"))  # writer transactions per second, both clients
 DB = "bench_backfill"
 
@@ -58,9 +67,9 @@ def single(table):
     return f"UPDATE {table} SET role = 'member' WHERE role IS NULL"
 
 
-def backfill(table, pause_ms=0):
+def backfill(table, pause_ms=0, batch=BATCH):
     return (f"CALL migrate_backfill('{table}', $$role = 'member'$$, 'role IS NULL', "
-            f"job_name => '{table}', batch_size => {BATCH}, pause_ms => {pause_ms})")
+            f"job_name => '{table}', batch_size => {batch}, pause_ms => {pause_ms})")
 
 
 def hand_loop(table):
@@ -81,18 +90,19 @@ END $$;
 """
 
 
-def writers(table, seconds, workdir):
+def writers(table, seconds, workdir, open_loop):
     """pgbench: 2 clients updating random rows; returns [(start_s, latency_ms)]."""
     script = workdir / f"writer_{table}.sql"
     script.write_text(f"\\set id random(1, {ROWS})\nUPDATE {table} SET counter = counter + 1 WHERE id = :id;\n")
-    prefix = workdir / f"log_{table}"
+    prefix = workdir / f"log_{table}_{int(open_loop)}"
     # Open loop (-R): a blocked writer's scheduled transactions keep arriving, and
     # their latency counts from when they were due, so blocking shows in the p99.
-    subprocess.run(["pgbench", "-n", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres", "-c", "2", "-j", "1",
-                    "-R", str(WRITE_RATE), "-T", str(seconds), "-f", str(script), "-l", "--log-prefix", str(prefix), DB],
+    rate = ["-R", str(WRITE_RATE)] if open_loop else []
+    subprocess.run(["pgbench", "-n", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres", "-c", "2", "-j", "1", *rate,
+                    "-T", str(seconds), "-f", str(script), "-l", "--log-prefix", str(prefix), DB],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = []
-    for log in workdir.glob(f"log_{table}.*"):
+    for log in workdir.glob(f"{prefix.name}.*"):
         for line in log.read_text().splitlines():
             fields = line.split()
             latency_us, epoch, micros = int(fields[2]), int(fields[4]), int(fields[5])
@@ -106,11 +116,11 @@ def p99(latencies):
     return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] if ordered else float("nan")
 
 
-def with_writers(conn, table, sql, seconds, workdir):
+def with_writers(conn, table, sql, seconds, workdir, open_loop):
     """Writers run `seconds`; the operation starts after 1 s.
     Returns (op time, writer latencies of transactions that started in its window)."""
     box = {}
-    thread = threading.Thread(target=lambda: box.setdefault("samples", writers(table, seconds, workdir)))
+    thread = threading.Thread(target=lambda: box.setdefault("samples", writers(table, seconds, workdir, open_loop)))
     thread.start()
     time.sleep(1.0)
     start = time.time()
@@ -169,14 +179,20 @@ def main():
     t_loop = timed(conn, hand_loop("bf_loop"))
     assert conn.execute("SELECT count(*) FROM bf_backfill WHERE role IS NULL").fetchone()[0] == 0
 
-    for name in ("w_base", "w_single", "w_backfill"):
-        make_table(conn, name)
     # Writers run longer than the operation (which starts after 1 s) whatever it takes.
-    throttled_estimate = t_backfill + ROWS / BATCH * PAUSE_MS / 1000
-    _, base = with_writers(conn, "w_base", None, 8, workdir)
-    op_single, during_single = with_writers(conn, "w_single", single("w_single"), int(t_single * 3) + 5, workdir)
-    op_backfill, during_backfill = with_writers(conn, "w_backfill", backfill("w_backfill", PAUSE_MS),
-                                                int(throttled_estimate * 1.5) + 5, workdir)
+    throttled_estimate = t_backfill * 1.5 + ROWS / WRITERS_BATCH * PAUSE_MS / 1000
+    writer_runs = {}
+    for open_loop in (False, True) if WITH_WRITERS else ():
+        loop = "open" if open_loop else "closed"
+        base_t, single_t, backfill_t = (f"w_{loop}_base", f"w_{loop}_single", f"w_{loop}_backfill")
+        for name in (base_t, single_t, backfill_t):
+            make_table(conn, name)
+        _, base = with_writers(conn, base_t, None, 8, workdir, open_loop)
+        op_single, during_single = with_writers(conn, single_t, single(single_t), int(t_single * 3) + 5,
+                                                workdir, open_loop)
+        op_backfill, during_backfill = with_writers(conn, backfill_t, backfill(backfill_t, PAUSE_MS, WRITERS_BATCH),
+                                                    int(throttled_estimate * 1.5) + 5, workdir, open_loop)
+        writer_runs[open_loop] = (base, (op_single, during_single), (op_backfill, during_backfill))
 
     small = ROWS // 10
     make_table(conn, "m_small", small)
@@ -191,18 +207,23 @@ def main():
           f"throughput {t_single / t_backfill:.0%} of the single UPDATE")
     print(f"  hand-written loop      {t_loop:7.2f}  ({ROWS / t_loop:,.0f} rows/s)   "
           f"migrate_backfill is {t_loop / t_backfill:.1f}x faster")
-    print(f"\nConcurrent writers: pgbench -R {WRITE_RATE} (open loop, latency from the scheduled start), "
-          "2 clients, random single-row UPDATEs of the same table")
-    print(f"  (migrate_backfill throttled: batch_size {BATCH}, pause_ms {PAUSE_MS})")
-    base_p99 = p99(base)
+    if writer_runs:
+        print("\nConcurrent writers: pgbench, 2 clients, random single-row UPDATEs of the same table")
+        print(f"  (migrate_backfill throttled: batch_size {WRITERS_BATCH}, pause_ms {PAUSE_MS})")
+    for open_loop, label in ((False, "closed loop"), (True, f"open loop, -R {WRITE_RATE}, latency from the scheduled start")):
+        if open_loop not in writer_runs:
+            continue
+        base, (op_single, during_single), (op_backfill, during_backfill) = writer_runs[open_loop]
+        base_p99 = p99(base)
+        print(f"  {label}:")
 
-    def line(label, latencies, op_s):
-        print(f"  {label:<26} p99 {p99(latencies):8.1f} ms  max {max(latencies):8.1f} ms  "
-              f"p99 {p99(latencies) / base_p99:6.1f}x the baseline")
+        def line(what, latencies):
+            print(f"    {what:<30} p99 {p99(latencies):8.2f} ms  max {max(latencies):8.1f} ms  "
+                  f"p99 {p99(latencies) / base_p99:6.2f}x the baseline  ({len(latencies):,} writes)")
 
-    line("no operation", base, 0)
-    line(f"single UPDATE ({op_single:.1f} s)", during_single, op_single)
-    line(f"migrate_backfill ({op_backfill:.1f} s)", during_backfill, op_backfill)
+        line("no operation", base)
+        line(f"single UPDATE ({op_single:.1f} s)", during_single)
+        line(f"migrate_backfill ({op_backfill:.1f} s)", during_backfill)
     print(f"\nBackend private memory (peak RssAnon) during migrate_backfill")
     print(f"  {small:,} rows: {mem_small / 1024:.1f} MiB; {ROWS:,} rows: {mem_large / 1024:.1f} MiB"
           f"   ratio {mem_large / mem_small:.2f} for 10x the rows")
