@@ -1,6 +1,7 @@
 """make bench, backfills: ratios measured side by side in one run.
 
-Workload: a table of N rows (default 1,000,000), SET role = 'member' WHERE role IS NULL.
+Workload: a table of N rows (default 1,000,000), SET role = 'member' WHERE role IS NULL,
+with role NULL in every row (dense) and in one row of ten (sparse).
   single UPDATE     one UPDATE ... SET ... WHERE ... statement
   migrate_backfill  CALL migrate_backfill(...), committing after every batch
   hand loop         UPDATE ... WHERE id IN (SELECT id ... WHERE role IS NULL LIMIT n)
@@ -37,6 +38,7 @@ WRITERS_BATCH = int(os.environ.get("BENCH_BACKFILL_WRITERS_BATCH", "1000"))
 PAUSE_MS = int(os.environ.get("BENCH_BACKFILL_PAUSE_MS", "60"))
 # BENCH_BACKFILL_WRITERS=0 skips the runs with writers (for a quick 10M-row run).
 WITH_WRITERS = os.environ.get("BENCH_BACKFILL_WRITERS", "1") != "0"
+SPARSE = int(os.environ.get("BENCH_BACKFILL_SPARSE", "10"))  # the sparse table: one NULL row in SPARSE
 WRITE_RATE = int(os.environ.get("BENCH_WRITE_RATE", "1000"))  # writer transactions per second, both clients
 DB = "bench_backfill"
 
@@ -49,11 +51,13 @@ def connect():
     return psycopg.connect(dsn(), autocommit=True)
 
 
-def make_table(conn, name, rows=ROWS):
+def make_table(conn, name, rows=ROWS, null_every=1):
+    """`rows` rows; role is NULL in one row of every `null_every` (spread evenly)."""
     conn.execute(f"DROP TABLE IF EXISTS {name}")
     conn.execute(f"CREATE TABLE {name} (id bigint PRIMARY KEY, role text, counter int NOT NULL DEFAULT 0, "
                  "payload text NOT NULL DEFAULT repeat('x', 40))")
-    conn.execute(f"INSERT INTO {name} (id) SELECT g FROM generate_series(1, {rows}) g")
+    conn.execute(f"INSERT INTO {name} (id, role) SELECT g, CASE WHEN g % {null_every} = 0 THEN NULL ELSE 'admin' END "
+                 f"FROM generate_series(1, {rows}) g")
     conn.execute(f"VACUUM ANALYZE {name}")
 
 
@@ -172,12 +176,18 @@ def main():
     conn.execute("SET client_min_messages = warning")
     workdir = Path(tempfile.mkdtemp(prefix="pgm_bf_"))
 
-    for name in ("bf_single", "bf_backfill", "bf_loop"):
-        make_table(conn, name)
-    t_single = timed(conn, single("bf_single"))
-    t_backfill = timed(conn, backfill("bf_backfill"))
-    t_loop = timed(conn, hand_loop("bf_loop"))
-    assert conn.execute("SELECT count(*) FROM bf_backfill WHERE role IS NULL").fetchone()[0] == 0
+    # Dense: every row needs the update. Sparse: one row in ten does, spread over
+    # the table, as when fixing the rows an old code path left NULL.
+    results = {}
+    for null_every in (1, SPARSE):
+        tables = [f"bf_{kind}_{null_every}" for kind in ("single", "backfill", "loop")]
+        for name in tables:
+            make_table(conn, name, null_every=null_every)
+        results[null_every] = (timed(conn, single(tables[0])), timed(conn, backfill(tables[1])),
+                               timed(conn, hand_loop(tables[2])))
+        for name in tables:
+            assert conn.execute(f"SELECT count(*) FROM {name} WHERE role IS NULL").fetchone()[0] == 0
+    t_single, t_backfill, _ = results[1]
 
     # Writers run longer than the operation (which starts after 1 s) whatever it takes.
     throttled_estimate = t_backfill * 1.5 + ROWS / WRITERS_BATCH * PAUSE_MS / 1000
@@ -200,13 +210,16 @@ def main():
     mem_small = peak_private_memory(conn, "m_small")
     mem_large = peak_private_memory(conn, "m_large")
 
-    rows = f"{ROWS:,}"
-    print(f"\nBackfill of {rows} rows, SET role = 'member' WHERE role IS NULL, batches of {BATCH} (seconds)")
-    print(f"  single UPDATE          {t_single:7.2f}  ({ROWS / t_single:,.0f} rows/s)")
-    print(f"  migrate_backfill       {t_backfill:7.2f}  ({ROWS / t_backfill:,.0f} rows/s)   "
-          f"throughput {t_single / t_backfill:.0%} of the single UPDATE")
-    print(f"  hand-written loop      {t_loop:7.2f}  ({ROWS / t_loop:,.0f} rows/s)   "
-          f"migrate_backfill is {t_loop / t_backfill:.1f}x faster")
+    for null_every, (t_single_n, t_backfill_n, t_loop_n) in results.items():
+        updated = ROWS // null_every
+        shape = "every row" if null_every == 1 else f"one row in {null_every}"
+        print(f"\nBackfill of {ROWS:,} rows, {shape} NULL ({updated:,} updated), SET role = 'member' "
+              f"WHERE role IS NULL, batches of {BATCH} keys (seconds)")
+        print(f"  single UPDATE          {t_single_n:7.2f}  ({updated / t_single_n:,.0f} rows updated/s)")
+        print(f"  migrate_backfill       {t_backfill_n:7.2f}  ({updated / t_backfill_n:,.0f} rows updated/s)   "
+              f"throughput {t_single_n / t_backfill_n:.0%} of the single UPDATE")
+        print(f"  hand-written loop      {t_loop_n:7.2f}  ({updated / t_loop_n:,.0f} rows updated/s)   "
+              f"migrate_backfill is {t_loop_n / t_backfill_n:.1f}x faster")
     if writer_runs:
         print("\nConcurrent writers: pgbench, 2 clients, random single-row UPDATEs of the same table")
         print(f"  (migrate_backfill throttled: batch_size {WRITERS_BATCH}, pause_ms {PAUSE_MS})")
