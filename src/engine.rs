@@ -184,7 +184,7 @@ pub fn run_section(
 fn execute_statement(client: &mut SpiClient<'_>, label: &RevisionLabel<'_>, text: &str, line: usize) {
     let location = label.at_line(line);
     let result = PgTryBuilder::new(AssertUnwindSafe(|| {
-        client.update(text, None, &[]).map(|_| ()).map_err(|e| e.to_string())
+        crate::pg_report::noting_sqlstate(|| client.update(text, None, &[]).map(|_| ()).map_err(|e| e.to_string()))
     }))
     .catch_others(|caught| match caught {
         CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
@@ -206,7 +206,13 @@ fn execute_statement(client: &mut SpiClient<'_>, label: &RevisionLabel<'_>, text
             } else {
                 report.hint().map(str::to_string)
             };
-            raise(code, format!("{location} failed: {}", report.message()), Some(detail), hint)
+            let message = format!("{location} failed: {}", report.message());
+            // pgrx knows only PostgreSQL's own codes; keep the real one (a guard
+            // rule's MG code, a user's RAISE ... USING ERRCODE) for the wrappers.
+            if let Some(real) = crate::pg_report::noted_sqlstate().filter(|real| *real != crate::pg_report::decode_sqlstate(code as i32)) {
+                crate::pg_report::carry(real, message.clone());
+            }
+            raise(code, message, Some(detail), hint)
         }
         other => other.rethrow(),
     })

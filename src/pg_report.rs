@@ -1,4 +1,5 @@
-//! Reports that carry a SQLSTATE pgrx has no name for: the guard's own class MG.
+//! Reports that carry a SQLSTATE pgrx has no name for: the guard's own class MG,
+//! or a user's own code raised inside a revision.
 //!
 //! pgrx re-raises every error with a code from its `PgSqlErrorCode` table, so
 //! `MG001` would reach the client as XX000. These functions call elog.c
@@ -6,7 +7,8 @@
 //! `errfinish`, so [`throw`] may only run where no Rust value with a destructor
 //! is alive: the outermost frame of a hand-written C entry point.
 
-use std::ffi::{c_char, c_int, CString};
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, c_int, c_void, CString};
 
 // Not wrapped by pgrx's FFI guard on purpose: that guard would catch the
 // longjmp and turn the report back into XX000.
@@ -17,6 +19,7 @@ unsafe extern "C-unwind" {
     fn errmsg(fmt: *const c_char, ...) -> c_int;
     fn errdetail(fmt: *const c_char, ...) -> c_int;
     fn errhint(fmt: *const c_char, ...) -> c_int;
+    fn geterrcode() -> c_int;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -101,9 +104,75 @@ pub unsafe fn throw(report: Report) -> ! {
     unreachable!("errfinish does not return at ERROR")
 }
 
+/// The five characters of a packed SQLSTATE (PostgreSQL's unpack_sql_state).
+pub fn decode_sqlstate(code: c_int) -> String {
+    (0..5).map(|i| char::from(((code >> (6 * i)) & 0x3F) as u8 + b'0')).collect()
+}
+
+thread_local! {
+    static LAST_SQLSTATE: Cell<c_int> = const { Cell::new(0) };
+    static CARRIED: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+unsafe extern "C-unwind" fn note_sqlstate(_arg: *mut c_void) {
+    // Called by errfinish for every report inside; the ERROR that ends the
+    // work is the last one.
+    LAST_SQLSTATE.with(|last| last.set(geterrcode()));
+}
+
+/// Pops the error context callback, also when an ERROR unwinds.
+struct PopContext(*mut pgrx::pg_sys::ErrorContextCallback);
+impl Drop for PopContext {
+    fn drop(&mut self) {
+        // SAFETY: the callback pushed by noting_sqlstate is still on the stack
+        // (pgrx restores the stack to where it was when it caught an ERROR).
+        unsafe { pgrx::pg_sys::error_context_stack = (*self.0).previous };
+    }
+}
+
+/// Run `work`, noting the real SQLSTATE of an ERROR raised inside it, which
+/// pgrx may turn into XX000 on the way out; [`noted_sqlstate`] gives it.
+pub fn noting_sqlstate<R>(work: impl FnOnce() -> R) -> R {
+    LAST_SQLSTATE.with(|last| last.set(0));
+    let mut callback = pgrx::pg_sys::ErrorContextCallback {
+        // SAFETY: a read of the backend's error context stack.
+        previous: unsafe { pgrx::pg_sys::error_context_stack },
+        callback: Some(note_sqlstate),
+        arg: std::ptr::null_mut(),
+    };
+    // SAFETY: `callback` outlives its place on the stack: PopContext removes it first.
+    unsafe { pgrx::pg_sys::error_context_stack = &mut callback };
+    let _pop = PopContext(&mut callback);
+    work()
+}
+
+/// The SQLSTATE of the last report inside [`noting_sqlstate`], if any.
+pub fn noted_sqlstate() -> Option<String> {
+    let code = LAST_SQLSTATE.with(Cell::get);
+    (code != 0).then(|| decode_sqlstate(code))
+}
+
+/// Remember the SQLSTATE an error re-raised (as XX000) with `message` really has.
+pub fn carry(sqlstate: String, message: String) {
+    CARRIED.with(|carried| *carried.borrow_mut() = Some((sqlstate, message)));
+}
+
+/// The carried SQLSTATE of the error with `message`; the PL/pgSQL wrappers of
+/// migrate_upgrade and friends re-raise with it. Cleared once asked.
+pub fn take_carried(message: &str) -> Option<String> {
+    CARRIED.with(|carried| carried.borrow_mut().take()).filter(|(_, m)| m == message).map(|(code, _)| code)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::encode_sqlstate;
+    use super::{decode_sqlstate, encode_sqlstate};
+
+    #[test]
+    fn sqlstates_decode_as_they_encode() {
+        for state in ["XX000", "23505", "MG001", "AB123", "P0001"] {
+            assert_eq!(decode_sqlstate(encode_sqlstate(state)), state);
+        }
+    }
 
     #[test]
     fn sqlstates_encode_as_postgres_does() {

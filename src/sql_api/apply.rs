@@ -171,41 +171,41 @@ fn migrate_stamp(target: &str, purge: default!(bool, false)) -> TableIterator<
     step_rows(outcomes)
 }
 
-/// The guard's SQLSTATE for an error message it produced ("... [drop_column]").
-/// pgrx turns SQLSTATEs it does not know into XX000 on their way through a
-/// Rust function; the wrappers below put the rule's own code back.
-#[pg_extern(immutable, parallel_safe, schema = "migrate")]
+/// The real SQLSTATE of an error that came back through Rust as XX000 with
+/// `message`: pgrx knows only PostgreSQL's own codes, so a guard rule's MG code
+/// or a user's own code is carried beside it, and the wrappers below put it back.
+#[pg_extern(volatile, schema = "migrate")]
 #[search_path(pg_catalog, pg_temp)]
-fn guard_sqlstate_of(message: &str) -> Option<String> {
-    let name = message.trim_end().strip_suffix(']')?.rsplit_once('[')?.1;
-    crate::guard::rules::Rule::from_name(name).map(|rule| rule.sqlstate().to_string())
+fn carried_sqlstate(message: &str) -> Option<String> {
+    crate::pg_report::take_carried(message)
 }
 
 pgrx::extension_sql!(
     r#"
--- Re-raise a guard finding that came back through Rust as XX000 with the rule's own code.
-CREATE FUNCTION migrate.raise_guard_error(message text, detail text, hint text) RETURNS void
+-- Re-raise an error that came back through Rust as XX000 with its real code.
+CREATE FUNCTION migrate.reraise(code text, message text, detail text, hint text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-    RAISE EXCEPTION USING ERRCODE = migrate.guard_sqlstate_of(message), MESSAGE = message, DETAIL = detail, HINT = hint;
+    RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, DETAIL = coalesce(detail, ''), HINT = coalesce(hint, '');
 END
 $$;
 
 -- migrate_upgrade() and migrate_downgrade() are thin PL/pgSQL wrappers: the work
--- is in Rust; the wrapper only restores a guard rule's own SQLSTATE, which pgrx
--- cannot carry through a Rust function. No search_path is pinned: revisions run
+-- is in Rust; the wrapper only restores a SQLSTATE pgrx does not know (a guard
+-- rule's, or a user's own), which it cannot carry through a Rust function. No search_path is pinned: revisions run
 -- with the caller's.
 CREATE FUNCTION migrate_upgrade(target text DEFAULT 'head')
 RETURNS TABLE (revision text, direction text, message text, duration interval)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m text; d text; h text;
+    m text; d text; h text; c text;
 BEGIN
     RETURN QUERY SELECT * FROM migrate.run_upgrade(target);
 EXCEPTION WHEN internal_error THEN
     GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    IF migrate.guard_sqlstate_of(m) IS NULL THEN RAISE; END IF;
-    PERFORM migrate.raise_guard_error(m, d, h);
+    c := migrate.carried_sqlstate(m);
+    IF c IS NULL THEN RAISE; END IF;
+    PERFORM migrate.reraise(c, m, d, h);
 END
 $$;
 COMMENT ON FUNCTION migrate_upgrade(text) IS 'Apply every revision needed to reach target, in one transaction';
@@ -214,17 +214,18 @@ CREATE FUNCTION migrate_downgrade(target text)
 RETURNS TABLE (revision text, direction text, message text, duration interval)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m text; d text; h text;
+    m text; d text; h text; c text;
 BEGIN
     RETURN QUERY SELECT * FROM migrate.run_downgrade(target);
 EXCEPTION WHEN internal_error THEN
     GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    IF migrate.guard_sqlstate_of(m) IS NULL THEN RAISE; END IF;
-    PERFORM migrate.raise_guard_error(m, d, h);
+    c := migrate.carried_sqlstate(m);
+    IF c IS NULL THEN RAISE; END IF;
+    PERFORM migrate.reraise(c, m, d, h);
 END
 $$;
 COMMENT ON FUNCTION migrate_downgrade(text) IS 'Undo applied revisions down to target, in one transaction';
 "#,
     name = "upgrade_wrappers",
-    requires = [run_upgrade, run_downgrade, guard_sqlstate_of],
+    requires = [run_upgrade, run_downgrade, carried_sqlstate],
 );

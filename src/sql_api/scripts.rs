@@ -489,13 +489,14 @@ CREATE FUNCTION migrate.apply_step(step_revision text, step_direction text, step
 RETURNS TABLE (revision text, direction text, message text, duration interval)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m text; d text; h text;
+    m text; d text; h text; c text;
 BEGIN
     RETURN QUERY SELECT * FROM migrate.run_step(step_revision, step_direction, step_checksum, step_method);
 EXCEPTION WHEN internal_error THEN
     GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    IF migrate.guard_sqlstate_of(m) IS NULL THEN RAISE; END IF;
-    PERFORM migrate.raise_guard_error(m, d, h);
+    c := migrate.carried_sqlstate(m);
+    IF c IS NULL THEN RAISE; END IF;
+    PERFORM migrate.reraise(c, m, d, h);
 END
 $$;
 "#,
