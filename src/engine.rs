@@ -184,7 +184,8 @@ pub fn run_section(
 fn execute_statement(client: &mut SpiClient<'_>, label: &RevisionLabel<'_>, text: &str, line: usize) {
     let location = label.at_line(line);
     let result = PgTryBuilder::new(AssertUnwindSafe(|| {
-        crate::pg_report::noting_sqlstate(|| client.update(text, None, &[]).map(|_| ()).map_err(|e| e.to_string()))
+        let run = || client.update(text, None, &[]).map(|_| ()).map_err(|e| e.to_string());
+        crate::pg_report::noting_sqlstate(run)
     }))
     .catch_others(|caught| match caught {
         CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
@@ -209,7 +210,8 @@ fn execute_statement(client: &mut SpiClient<'_>, label: &RevisionLabel<'_>, text
             let message = format!("{location} failed: {}", report.message());
             // pgrx knows only PostgreSQL's own codes; keep the real one (a guard
             // rule's MG code, a user's RAISE ... USING ERRCODE) for the wrappers.
-            if let Some(real) = crate::pg_report::noted_sqlstate().filter(|real| *real != crate::pg_report::decode_sqlstate(code as i32)) {
+            let mapped = crate::pg_report::decode_sqlstate(code as i32);
+            if let Some(real) = crate::pg_report::noted_sqlstate().filter(|real| *real != mapped) {
                 crate::pg_report::carry(real, message.clone());
             }
             raise(code, message, Some(detail), hint)

@@ -111,7 +111,7 @@ unsafe fn table_of(range: *mut pg_sys::RangeVar, script: Option<&Script>) -> Opt
     if oid == pg_sys::InvalidOid {
         let name = text((*range).relname)?;
         let created = script.is_some_and(|s| s.created.contains(&name) || s.created.iter().any(|c| c.ends_with(&format!(".{name}"))));
-        return created.then(|| Table { name, rows: 0, bytes: 0, created_in_transaction: true, temporary: false, oid: 0 });
+        return created.then_some(Table { name, rows: 0, bytes: 0, created_in_transaction: true, temporary: false, oid: 0 });
     }
     table_by_oid(oid)
 }

@@ -122,7 +122,7 @@ pub mod migrate {
     #[pg_extern(volatile)]
     #[search_path(pg_catalog, pg_temp)]
     fn unlock() -> String {
-        let released = Spi::connect(|client| engine::release_session_lock(client));
+        let released = Spi::connect(engine::release_session_lock);
         if released { "pg_migrate lock released" } else { "pg_migrate lock was not held" }.to_string()
     }
 
