@@ -214,7 +214,7 @@ def main():
         updated = ROWS // null_every
         shape = "every row" if null_every == 1 else f"one row in {null_every}"
         print(f"\nBackfill of {ROWS:,} rows, {shape} NULL ({updated:,} updated), SET role = 'member' "
-              f"WHERE role IS NULL, batches of {BATCH} keys (seconds)")
+              f"WHERE role IS NULL, batch_size {BATCH} (seconds)")
         print(f"  single UPDATE          {t_single_n:7.2f}  ({updated / t_single_n:,.0f} rows updated/s)")
         print(f"  migrate_backfill       {t_backfill_n:7.2f}  ({updated / t_backfill_n:,.0f} rows updated/s)   "
               f"throughput {t_single_n / t_backfill_n:.0%} of the single UPDATE")

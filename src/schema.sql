@@ -89,6 +89,8 @@ CREATE TABLE migrate.backfills (
     key_columns       text[] NOT NULL,
     key_types         text[] NOT NULL,
     batch_size        integer NOT NULL CHECK (batch_size > 0),
+    -- Rows a batch should update; batch_size (keys walked) grows past it on sparse tables.
+    rows_per_batch    integer CHECK (rows_per_batch > 0),
     pause_ms          integer NOT NULL DEFAULT 0,
     target_batch_ms   integer,
     max_replication_lag_ms integer,

@@ -93,6 +93,22 @@ pub fn next_batch_size(current: i32, target_ms: Option<i32>, actual_ms: f64) -> 
     (bounded as i32).clamp(MIN_BATCH, MAX_BATCH)
 }
 
+/// How far past `rows_per_batch` the keys a batch walks may grow on a sparse table.
+pub const KEY_WINDOW_FACTOR: i32 = 16;
+
+/// Keys the next batch walks, when no target duration is set and a condition
+/// picks the rows: on a sparse table, walk more keys (reads) so that each batch
+/// still updates about `rows_per_batch` rows (writes, row locks, WAL). Grows at
+/// most twofold per batch, up to KEY_WINDOW_FACTOR x rows_per_batch; shrinks
+/// at once when a batch updated more than rows_per_batch.
+pub fn next_key_window(window: i32, rows_per_batch: i32, updated: i64) -> i32 {
+    let window = f64::from(window.max(1));
+    let per_batch = f64::from(rows_per_batch.max(1));
+    let wanted = if updated <= 0 { window * 2.0 } else { window * per_batch / updated as f64 };
+    let largest = (per_batch * f64::from(KEY_WINDOW_FACTOR)).min(f64::from(MAX_BATCH));
+    wanted.min(window * 2.0).clamp(per_batch.min(largest), largest).round() as i32
+}
+
 /// Backoff before retry `attempt` (1-based) after a lock timeout, deadlock or
 /// serialization failure: 100 ms, 200 ms, 400 ms ... capped at 5 s.
 pub fn retry_backoff_ms(attempt: u32) -> u64 {
@@ -184,6 +200,18 @@ mod tests {
         assert_eq!(next_batch_size(150, Some(10), 1000.0), MIN_BATCH);
         assert_eq!(next_batch_size(90_000, Some(100), 1.0), MAX_BATCH);
         assert_eq!(next_batch_size(1000, Some(100), 0.0), 2000);
+    }
+
+    #[test]
+    fn key_window_follows_density_within_bounds() {
+        assert_eq!(next_key_window(1000, 1000, 1000), 1000, "dense: one key, one row");
+        assert_eq!(next_key_window(1000, 1000, 100), 2000, "sparse: grows, at most twofold");
+        assert_eq!(next_key_window(1000, 1000, 0), 2000, "nothing matched: grows");
+        assert_eq!(next_key_window(16_000, 1000, 10), 16_000, "capped at 16x rows_per_batch");
+        assert_eq!(next_key_window(16_000, 1000, 16_000), 1000, "dense again: back at once");
+        assert_eq!(next_key_window(4000, 1000, 2000), 2000);
+        assert_eq!(next_key_window(80_000, 10_000, 1), 100_000, "never past MAX_BATCH");
+        assert_eq!(next_key_window(100_000, 50_000, 1), 100_000);
     }
 
     #[test]

@@ -72,6 +72,7 @@ struct Job {
     where_condition: Option<String>,
     keys: Vec<KeyColumn>,
     batch_size: i32,
+    rows_per_batch: i32,
     pause_ms: i32,
     target_batch_ms: Option<i32>,
     max_replication_lag_ms: Option<i32>,
@@ -95,7 +96,7 @@ fn load_job(client: &mut SpiClient<'_>, job: i64) -> Job {
                     batch_size, pause_ms, target_batch_ms, max_replication_lag_ms, lock_timeout_ms,
                     max_retries, notice_interval_ms, last_key, rows_done, rows_scanned,
                     scanned_at_resume, estimated_total, status,
-                    extract(epoch FROM clock_timestamp() - resumed_at)::float8
+                    extract(epoch FROM clock_timestamp() - resumed_at)::float8, rows_per_batch
                FROM migrate.backfills WHERE job_id = $1 FOR UPDATE",
             None,
             &[job.into()],
@@ -126,6 +127,7 @@ fn load_job(client: &mut SpiClient<'_>, job: i64) -> Job {
         estimated_total: row.get(18).or_raise("read estimated_total"),
         status: row.get(19).or_raise("read status").unwrap_or_default(),
         seconds_since_resume: row.get(20).or_raise("read the elapsed time").unwrap_or(0.0),
+        rows_per_batch: row.get::<i32>(21).or_raise("read rows_per_batch").unwrap_or(0),
     }
 }
 
@@ -335,8 +337,8 @@ fn backfill_prepare(
                 "INSERT INTO migrate.backfills
                      (job_name, table_name, table_oid, set_expression, where_condition, key_columns, key_types,
                       batch_size, pause_ms, target_batch_ms, max_replication_lag_ms, lock_timeout_ms,
-                      max_retries, notice_interval_ms, estimated_total, run_by_pid)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, pg_catalog.pg_backend_pid())
+                      max_retries, notice_interval_ms, estimated_total, run_by_pid, rows_per_batch)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, pg_catalog.pg_backend_pid(), $8)
                  RETURNING job_id",
                 None,
                 &[
@@ -571,7 +573,14 @@ fn backfill_batch(job_id: i64) -> i32 {
         };
 
         let finished = outcome.end.is_none();
-        let next_size = planner::next_batch_size(job.batch_size, job.target_batch_ms, elapsed_ms);
+        let next_size = if job.target_batch_ms.is_some() {
+            planner::next_batch_size(job.batch_size, job.target_batch_ms, elapsed_ms)
+        } else if job.where_condition.is_some() && !finished {
+            let rows_per_batch = if job.rows_per_batch > 0 { job.rows_per_batch } else { job.batch_size };
+            planner::next_key_window(job.batch_size, rows_per_batch, outcome.updated)
+        } else {
+            job.batch_size
+        };
         client
             .update(
                 "UPDATE migrate.backfills
