@@ -316,3 +316,18 @@ def test_sparse_tables_walk_more_keys_per_batch(db):
     assert state["batch_size"] <= 1600
     counts = dict(conn.execute("SELECT role, count(*) FROM sparse GROUP BY role").fetchall())
     assert counts == {"member": 1000, "admin": 19000}
+
+
+def test_key_window_drops_back_when_the_table_turns_dense(db):
+    """After a sparse stretch the next dense batch updates more than batch_size rows
+    once; the window then drops back to batch_size keys at once."""
+    conn = connect(db)
+    conn.execute("CREATE TABLE mixed (id bigint PRIMARY KEY, role text)")
+    conn.execute("INSERT INTO mixed SELECT g, CASE WHEN g > 10000 OR g % 50 = 0 THEN NULL ELSE 'admin' END "
+                 "FROM generate_series(1, 20000) g")
+    conn.execute("CALL migrate_backfill('mixed', $$role = 'member'$$, 'role IS NULL', job_name => 'mixed', "
+                 "batch_size => 100)")
+    state = job(conn, "mixed")
+    assert (state["status"], state["rows_done"], state["rows_scanned"]) == ("done", 10200, 20000)
+    assert state["batch_size"] == 100, state
+    assert scalar(conn, "SELECT count(*) FROM mixed WHERE role = 'member'") == 10200
