@@ -152,6 +152,22 @@ pub unsafe fn table_by_oid(oid: pg_sys::Oid) -> Option<Table> {
     close(relation, facts)
 }
 
+/// The largest ordinary table of `schema`, or of the whole database (user
+/// schemas only) when `schema` is None.
+unsafe fn largest_table(schema: Option<&str>) -> Option<Table> {
+    let oid = read_one::<pg_sys::Oid>(
+        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'r'
+            AND CASE WHEN $1::text IS NULL
+                     THEN n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+                     ELSE n.nspname = $1 END
+          ORDER BY c.relpages DESC, c.reltuples DESC LIMIT 1",
+        &[TEXT],
+        &[schema.map(str::to_string).into()],
+    )?;
+    table_by_oid(oid)
+}
+
 unsafe fn close(relation: pg_sys::Relation, facts: Option<Table>) -> Option<Table> {
     pg_sys::RelationClose(relation);
     facts
@@ -403,6 +419,21 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
                     .and_then(|oid| table_by_oid(oid));
                 ("INDEX", table)
             }
+            // These rebuild table after table, each under SHARE while its turn
+            // lasts: the largest table is where writes wait longest.
+            pg_sys::ReindexObjectType::REINDEX_OBJECT_SCHEMA => {
+                let schema = text(reindex.name).unwrap_or_default();
+                let table = largest_table(Some(&schema));
+                return Some(Statement::Reindex { target: pgrx::spi::quote_identifier(&schema), kind: "SCHEMA".into(), table, concurrent });
+            }
+            pg_sys::ReindexObjectType::REINDEX_OBJECT_DATABASE => {
+                let database = text(reindex.name)
+                    .or_else(|| text(pg_sys::get_database_name(pg_sys::MyDatabaseId)))
+                    .unwrap_or_default();
+                let table = largest_table(None);
+                return Some(Statement::Reindex { target: pgrx::spi::quote_identifier(&database), kind: "DATABASE".into(), table, concurrent });
+            }
+            // REINDEX SYSTEM cannot run CONCURRENTLY: there is no safer statement to offer.
             _ => return None,
         };
         let target = if range.is_null() { String::new() } else {

@@ -91,6 +91,19 @@ def test_reindex_without_concurrently_is_refused(conn):
     conn.execute("REINDEX TABLE CONCURRENTLY users")
 
 
+def test_reindex_of_a_schema_or_database_names_its_largest_table(conn):
+    error = refused(conn, "REINDEX SCHEMA public", "MG005")
+    assert "public.users" in error.diag.message_primary
+    assert error.diag.message_hint.startswith("REINDEX SCHEMA CONCURRENTLY public;")
+    error = refused(conn, "REINDEX DATABASE preload", "MG005")
+    assert error.diag.message_hint.startswith("REINDEX DATABASE CONCURRENTLY preload;")
+    conn.execute("REINDEX SCHEMA CONCURRENTLY public")
+    conn.execute("CREATE SCHEMA small")
+    conn.execute("CREATE TABLE small.t AS SELECT 1 AS id")
+    conn.execute("REINDEX SCHEMA small")  # nothing large in it
+    conn.execute("REINDEX SYSTEM preload")  # no CONCURRENTLY form exists: not checked
+
+
 def test_databases_without_the_extension_are_not_guarded(cluster):
     with connect() as admin:
         admin.execute("DROP DATABASE IF EXISTS plain WITH (FORCE)")
