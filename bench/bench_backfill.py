@@ -17,9 +17,7 @@ Nothing here asserts a time.
 
 import math
 import os
-import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,7 +25,8 @@ from pathlib import Path
 
 import psycopg
 
-PORT = int(os.environ.get("BENCH_PORT", "54332"))
+from benchdb import PORT, dsn, fresh_db
+
 ROWS = int(os.environ.get("BENCH_BACKFILL_ROWS", "1000000"))
 BATCH = int(os.environ.get("BENCH_BACKFILL_BATCH", "1000"))
 # With writers running, the backfill is throttled as it would be in production.
@@ -43,12 +42,8 @@ WRITE_RATE = int(os.environ.get("BENCH_WRITE_RATE", "1000"))  # writer transacti
 DB = "bench_backfill"
 
 
-def dsn(db=DB):
-    return f"host=127.0.0.1 port={PORT} user=postgres dbname={db}"
-
-
 def connect():
-    return psycopg.connect(dsn(), autocommit=True)
+    return psycopg.connect(dsn(DB), autocommit=True)
 
 
 def make_table(conn, name, rows=ROWS, null_every=1):
@@ -167,11 +162,8 @@ def peak_private_memory(conn, table):
 
 
 def main():
-    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB}")
+    fresh_db(DB)
     conn = connect()
-    conn.execute("CREATE EXTENSION pg_migrate")
     conn.execute(HAND_LOOP)
     conn.execute("SET client_min_messages = warning")
     workdir = Path(tempfile.mkdtemp(prefix="pgm_bf_"))
@@ -237,7 +229,7 @@ def main():
         line("no operation", base)
         line(f"single UPDATE ({op_single:.1f} s)", during_single)
         line(f"migrate_backfill ({op_backfill:.1f} s)", during_backfill)
-    print(f"\nBackend private memory (peak RssAnon) during migrate_backfill")
+    print("\nBackend private memory (peak RssAnon) during migrate_backfill")
     print(f"  {small:,} rows: {mem_small / 1024:.1f} MiB; {ROWS:,} rows: {mem_large / 1024:.1f} MiB"
           f"   ratio {mem_large / mem_small:.2f} for 10x the rows")
 

@@ -24,22 +24,10 @@ from pathlib import Path
 
 import psycopg
 
-PORT = int(os.environ.get("BENCH_PORT", "54332"))
-ROUNDS = 2000  # x 5 statements = 10,000 DDL
+from benchdb import PORT, dsn, fresh_db
+
+ROUNDS = int(os.environ.get("BENCH_GUARD_ROUNDS", "2000"))  # x 5 statements = 10,000 DDL
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
-
-
-def dsn(db):
-    return f"host=127.0.0.1 port={PORT} user=postgres dbname={db}"
-
-
-def fresh(db, extension):
-    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {db}")
-    if extension:
-        with psycopg.connect(dsn(db), autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION pg_migrate")
 
 
 def ddl_statements():
@@ -89,21 +77,16 @@ def callgrind_instructions(out_dir, pid):
 def count_ddl_instructions(port, out_dir, extension, statements):
     """Instructions of one backend running `statements`, minus those of a
     backend that only connects: what the statements themselves cost."""
-    global PORT
-    saved, PORT = PORT, port
-    try:
-        db = "bench_guard_on" if extension else "bench_guard_off"
-        fresh(db, extension)
-        counts = []
-        for work in (statements, []):
-            with psycopg.connect(dsn(db), autocommit=True) as conn:
-                pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-                for statement in work:
-                    conn.execute(statement)
-            counts.append(callgrind_instructions(out_dir, pid))
-        return counts[0] - counts[1]
-    finally:
-        PORT = saved
+    db = "bench_guard_on" if extension else "bench_guard_off"
+    fresh_db(db, extension, port)
+    counts = []
+    for work in (statements, []):
+        with psycopg.connect(dsn(db, port), autocommit=True) as conn:
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            for statement in work:
+                conn.execute(statement)
+        counts.append(callgrind_instructions(out_dir, pid))
+    return counts[0] - counts[1]
 
 
 def pgbench_tps(db, seconds=10):
@@ -123,9 +106,9 @@ def main():
     # A warm-up pair first; then pairs back to back, so that drift (the
     # filesystem after thousands of creates and drops) hits both sides alike.
     for round_number in range(REPEAT + 1):
-        fresh("bench_guard_off", extension=False)
+        fresh_db("bench_guard_off", extension=False)
         wall_a, cpu_a = run_ddl("bench_guard_off", statements)
-        fresh("bench_guard_on", extension=True)
+        fresh_db("bench_guard_on", extension=True)
         wall_b, cpu_b = run_ddl("bench_guard_on", statements)
         if round_number == 0:
             continue
@@ -149,7 +132,7 @@ def main():
     print("\nGuard cost")
     if instructions:
         plain, guarded = instructions
-        print(f"  10,000 mixed DDL statements, backend instructions (callgrind): without extension {plain / 1e9:.3f} G, "
+        print(f"  {len(statements):,} mixed DDL statements, backend instructions (callgrind): without extension {plain / 1e9:.3f} G, "
               f"with the guard {guarded / 1e9:.3f} G   overhead {100 * (guarded / plain - 1):+.1f}%"
               f"  ({(guarded - plain) / len(statements):,.0f} per statement)")
     else:

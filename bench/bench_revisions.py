@@ -20,23 +20,11 @@ from pathlib import Path
 
 import psycopg
 
-PORT = int(os.environ.get("BENCH_PORT", "54332"))
+from benchdb import PORT, dsn, fresh_db
+
 SIZES = [int(n) for n in os.environ.get("BENCH_REVISIONS", "1000,5000").split(",")]
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))  # median of this many runs, each on a fresh database
 VENV = Path(sys.executable).parent
-
-
-def dsn(db):
-    return f"host=127.0.0.1 port={PORT} user=postgres dbname={db}"
-
-
-def fresh_db(name, extension=True):
-    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    if extension:
-        with psycopg.connect(dsn(name), autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION pg_migrate")
 
 
 def rev_id(i):

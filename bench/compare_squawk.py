@@ -17,7 +17,8 @@ from pathlib import Path
 
 import psycopg
 
-PORT = int(os.environ.get("BENCH_PORT", "54332"))
+from benchdb import dsn, fresh_db
+
 SQUAWK = Path(os.environ.get("SQUAWK", "node_modules/.bin/squawk"))
 DB = "bench_squawk"
 IGNORED_SQUAWK = {"prefer-robust-stmts"}
@@ -64,10 +65,6 @@ CORPUS = [
 ]
 
 
-def dsn(db):
-    return f"host=127.0.0.1 port={PORT} user=postgres dbname={db}"
-
-
 def squawk(sql, work):
     path = work / "case.sql"
     path.write_text(sql + "\n")
@@ -112,11 +109,8 @@ def rule_of(error):
 
 
 def main():
-    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB}")
+    fresh_db(DB)
     conn = psycopg.connect(dsn(DB), autocommit=True)
-    conn.execute("CREATE EXTENSION pg_migrate")
     conn.execute(SETUP)
     work = Path(tempfile.mkdtemp(prefix="pgm_squawk_"))
     rows = []

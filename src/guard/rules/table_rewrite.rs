@@ -11,29 +11,33 @@ const DEFAULT_VAL: u32 = 0x02;
 const COLUMN_REWRITE: u32 = 0x04;
 const ACCESS_METHOD: u32 = 0x08;
 
+/// Each reason PostgreSQL gives: what it means, and the way around it.
+const REASONS: [(u32, &str, &str); 4] = [
+    (
+        COLUMN_REWRITE,
+        "a column changes type (or storage)",
+        "Change a type without a rewrite in steps: add a new column, fill it with migrate_backfill, move reads and writes to it, then drop the old one.",
+    ),
+    (
+        DEFAULT_VAL,
+        "a new column gets a volatile default",
+        "Add the column without a default, then SET DEFAULT (no rewrite), then fill existing rows with migrate_backfill.",
+    ),
+    (
+        ALTER_PERSISTENCE,
+        "the table changes between LOGGED and UNLOGGED",
+        "SET LOGGED/UNLOGGED always rewrites: do it in a maintenance window.",
+    ),
+    (ACCESS_METHOD, "the table changes access method", "Changing the access method always rewrites: do it in a maintenance window."),
+];
+
 pub fn check(statement: &Statement, ctx: &Context) -> Vec<Finding> {
     let Statement::Rewrite { table, reason } = statement else { return Vec::new() };
     if !table.shared() || !table.is_large(&ctx.thresholds) {
         return Vec::new();
     }
-    let mut why = Vec::new();
-    let mut hints = Vec::new();
-    if reason & COLUMN_REWRITE != 0 {
-        why.push("a column changes type (or storage)");
-        hints.push("Change a type without a rewrite in steps: add a new column, fill it with migrate_backfill, move reads and writes to it, then drop the old one.");
-    }
-    if reason & DEFAULT_VAL != 0 {
-        why.push("a new column gets a volatile default");
-        hints.push("Add the column without a default, then SET DEFAULT (no rewrite), then fill existing rows with migrate_backfill.");
-    }
-    if reason & ALTER_PERSISTENCE != 0 {
-        why.push("the table changes between LOGGED and UNLOGGED");
-        hints.push("SET LOGGED/UNLOGGED always rewrites: do it in a maintenance window.");
-    }
-    if reason & ACCESS_METHOD != 0 {
-        why.push("the table changes access method");
-        hints.push("Changing the access method always rewrites: do it in a maintenance window.");
-    }
+    let (mut why, hints): (Vec<&str>, Vec<&str>) =
+        REASONS.iter().filter(|(bit, ..)| reason & bit != 0).map(|(_, why, hint)| (*why, *hint)).unzip();
     if why.is_empty() {
         why.push("ALTER TABLE needs it");
     }
