@@ -12,11 +12,15 @@ SUDO_FLAG := $(if $(filter 0,$(shell id -u)),,--sudo)
 setup:
 	@scripts/setup.sh
 
+## make install: into the system's PostgreSQL 15, with every script in sql/
+## (the frozen install scripts of earlier versions and the upgrade scripts).
 install: setup
 	cargo pgrx install --pg-config $(PG_CONFIG) $(SUDO_FLAG)
+	install -m 644 sql/pg_migrate--*.sql $$($(PG_CONFIG) --sharedir)/extension/
 
-## make demo: a throwaway cluster with the example migrations applied.
-demo: install
+## make demo: a throwaway cluster with the example migrations applied, running
+## from its own installation under target/pg/demo (so make test cannot disturb it).
+demo: setup
 	@DEMO_PORT=$(DEMO_PORT) scripts/demo.sh
 
 ## make psql: connect to the demo cluster.  make stop: stop it.

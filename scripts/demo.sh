@@ -6,7 +6,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 PORT=${DEMO_PORT:-54330}
 
-scripts/cluster.sh start demo "$PORT"
+# Its own installation: make test reinstalls the extension into its own tree,
+# never into the one this cluster has mapped.
+scripts/pgtree.sh install demo
+export PG_BIN
+PG_BIN=$(scripts/pgtree.sh bindir demo)
+# Preloaded: TRUNCATE and REINDEX are only guarded live with the preload.
+scripts/cluster.sh start demo "$PORT" shared_preload_libraries=pg_migrate
+unset PG_BIN
 scripts/cluster.sh psql demo -q -d postgres -c "CREATE DATABASE app" >/dev/null
 
 run() { scripts/cluster.sh psql demo -X -d app -v ON_ERROR_STOP=1 -v migrations="$ROOT/migrations" "$@"; }

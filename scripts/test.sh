@@ -14,16 +14,23 @@ say() { printf '\n==> %s\n' "$*"; }
 
 say "unit and #[pg_test] tests (cargo pgrx test)"
 pgdata="$ROOT/target/pgrx-test-data"
+# cargo pgrx test installs into the system's PostgreSQL and always uses port
+# 32215: two checkouts testing at once must take turns.
+lock=/tmp/pg_migrate-pgrx-test.lock
 rm -rf "$pgdata"
 if [ "$(id -u)" -eq 0 ]; then
     install -d -o postgres "$pgdata"
-    cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
+    flock "$lock" cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
 else
-    cargo pgrx test pg15
+    flock "$lock" cargo pgrx test pg15
 fi
 
-say "installing the extension for the end-to-end tests"
-cargo pgrx install --pg-config "$PG_CONFIG" $SUDO_FLAG >/dev/null
+say "installing the extension for the end-to-end tests (target/pg/test)"
+# A private installation: a demo cluster running from target/pg/demo, or a
+# server running from the system's, keeps the library it has mapped.
+scripts/pgtree.sh install test
+export PG_BIN
+PG_BIN=$(scripts/pgtree.sh bindir test)
 
 say "end-to-end tests on a scratch cluster (port $TEST_PORT)"
 scripts/venv.sh
