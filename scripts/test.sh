@@ -32,6 +32,9 @@ scripts/pgtree.sh install test
 export PG_BIN
 PG_BIN=$(scripts/pgtree.sh bindir test)
 
+say "the released 0.1.0, built from its commit, for the upgrade test (cached in target/)"
+scripts/pgtree.sh release 0.1.0 >/dev/null
+
 say "end-to-end tests on a scratch cluster (port $TEST_PORT)"
 scripts/venv.sh
 scripts/cluster.sh start test "$TEST_PORT"
