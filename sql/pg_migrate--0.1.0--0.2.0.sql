@@ -12,5 +12,103 @@ ALTER TABLE migrate.events ADD CONSTRAINT events_action_check
     CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'update'));
 COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, or update (of the extension itself; detail names the versions)';
 
+-- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
+-- (src/comments.sql, the same text as a fresh install runs last).
+-- What every function and procedure is for, so that \df+ migrate_* and
+-- \df+ migrate.* describe themselves in psql. (Tables, views and triggers are
+-- described where they are created.)
+--
+-- Functions are found by name, so a description holds for every signature of
+-- that name, and a changed argument list needs no edit here. A name listed
+-- here that no longer exists is an error; an object left without a comment
+-- fails tests/e2e/test_catalog.py. sql/pg_migrate--0.1.0--0.2.0.sql runs the
+-- same block.
+DO $describe$
+DECLARE
+    home regnamespace := (SELECT e.extnamespace FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_migrate');
+    item record;
+    fn record;
+    described integer;
+BEGIN
+    FOR item IN SELECT * FROM (VALUES
+        -- Moving the applied state.
+        ('migrate_upgrade', 'Apply every revision needed to reach target, in one transaction. Non-transactional revisions need migrate_plan().'),
+        ('migrate_downgrade', 'Undo applied revisions down to target (a revision, -N, label@base, base), in one transaction.'),
+        ('migrate_stamp', 'Set the applied state to target without running any SQL (alembic stamp); purge first forgets every applied revision.'),
+        ('migrate_plan', 'The statements that move the database to target, for psql to run one by one: SELECT * FROM migrate_plan(''head'') \gexec'),
+        ('migrate_sql', 'The offline script that moves the database to target (Alembic --sql), to review or run later with psql -v ON_ERROR_STOP=1 -f.'),
+        ('migrate_test_roundtrip', 'Upgrade, downgrade and upgrade again every pending and applied revision inside one transaction that is rolled back; one row per step.'),
+        -- Loading.
+        ('migrate_load', 'Register one migration file''s text (not applied). Returns its revision id.'),
+        ('migrate_load_dir', 'Register every *.sql migration file of a directory on the database server (not applied).'),
+        ('migrate_merge', 'Create and load a revision that merges several heads, as alembic merge does. Returns its revision id.'),
+        -- Reading.
+        ('migrate_current', 'The applied heads: the revisions the database is at.'),
+        ('migrate_history', 'Every loaded revision in upgrade order, with its parents, labels and whether it is applied.'),
+        ('migrate_heads', 'The heads of the revision graph, applied or not.'),
+        ('migrate_branches', 'Branch points: revisions with more than one child.'),
+        ('migrate_show', 'Every detail of one revision (a unique id prefix is enough), its SQL included. Best read with \x.'),
+        ('migrate_verify', 'Problems with the applied state: changed checksums, applied revisions that are not loaded or whose parents are not applied.'),
+        -- The guard.
+        ('migrate_guard_check', 'What the DDL guard would say about a statement or script, without running it: rule, level, SQLSTATE, message, detail, hint.'),
+        ('migrate_review', 'What the DDL guard would say about the revisions an upgrade to target would apply, before running them.'),
+        ('migrate.guard_ddl_start', 'Event trigger function (ddl_command_start): checks each DDL statement against the guard''s rules.'),
+        ('migrate.guard_table_rewrite', 'Event trigger function (table_rewrite): refuses a rewrite of a large table that other sessions use.'),
+        -- Backfills.
+        ('migrate_backfill', 'Batched UPDATE table SET set_expression WHERE where_condition, committing after every batch; resumable, throttled.'),
+        ('migrate_backfill_resume', 'Continue a paused, failed or interrupted backfill after its last committed key.'),
+        ('migrate_backfill_pause', 'Ask a running backfill to stop at its next batch boundary; resume it with migrate_backfill_resume.'),
+        ('migrate_backfill_cancel', 'Stop a backfill for good at its next batch boundary.'),
+        ('migrate_set_not_null', 'SET NOT NULL without a long ACCESS EXCLUSIVE scan: a NOT VALID check, validated, then SET NOT NULL using it.'),
+        -- Internal: called by the plan, the offline script and the procedures above.
+        ('migrate.lock', 'Internal (first statement of a plan or script): take the migration lock for this session.'),
+        ('migrate.unlock', 'Internal (last statement of a plan or script): release the session''s migration lock.'),
+        ('migrate.apply_step', 'Internal (one plan row): apply exactly one transactional revision, after checking the state the plan expected.'),
+        ('migrate.run_step', 'Internal: the work of migrate.apply_step(), which restores SQLSTATEs that pgrx cannot carry.'),
+        ('migrate.begin_step', 'Internal (plan and script): before a non-transactional revision''s statements, check the state and start its step.'),
+        ('migrate.end_step', 'Internal (plan and script): after a revision''s statements, record it unless one of them failed.'),
+        ('migrate.run_upgrade', 'Internal: the work of migrate_upgrade().'),
+        ('migrate.run_downgrade', 'Internal: the work of migrate_downgrade().'),
+        ('migrate.carried_sqlstate', 'Internal: the real SQLSTATE of an error that came back through Rust as XX000.'),
+        ('migrate.reraise', 'Internal: raise an error again with its real SQLSTATE, message, detail and hint.'),
+        ('migrate.events_are_append_only', 'Trigger function: refuses UPDATE, DELETE and TRUNCATE on the audit logs.'),
+        ('migrate.backfill_check_context', 'Internal: refuses a backfill procedure called where it cannot commit (inside BEGIN, or from a function).'),
+        ('migrate.backfill_prepare', 'Internal: validate a new backfill job and record it in migrate.backfills.'),
+        ('migrate.backfill_resume_prepare', 'Internal: check that a backfill job can resume, and mark it running.'),
+        ('migrate.backfill_run', 'Internal: run a backfill job''s batches, committing after each one, until it is done, paused, cancelled or failed.'),
+        ('migrate.backfill_batch', 'Internal: one batch of a backfill job, in the caller''s transaction; returns the wait before the next one, or -1.'),
+        ('migrate.backfill_report', 'Internal: raise a failed backfill job''s error once its state is committed.'),
+        ('migrate.not_null_check_name', 'Internal: the name of the temporary CHECK migrate_set_not_null uses, or NULL if the column is already NOT NULL.'),
+        ('migrate.set_not_null_step', 'Internal: one step of migrate_set_not_null (add, validate or set), under its own lock_timeout.')
+    ) AS d(name, description) LOOP
+        described := 0;
+        FOR fn IN
+            SELECT p.oid::pg_catalog.regprocedure AS signature, p.prokind
+              FROM pg_catalog.pg_proc p
+             WHERE CASE WHEN pg_catalog.strpos(item.name, '.') OPERATOR(pg_catalog.>) 0
+                        THEN p.pronamespace OPERATOR(pg_catalog.=) 'migrate'::pg_catalog.regnamespace
+                             AND p.proname OPERATOR(pg_catalog.=) pg_catalog.split_part(item.name, '.', 2)
+                        ELSE p.pronamespace OPERATOR(pg_catalog.=) home
+                             AND p.proname OPERATOR(pg_catalog.=) item.name
+                   END
+        LOOP
+            EXECUTE pg_catalog.format('COMMENT ON %s %s IS %L',
+                                      CASE fn.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+                                      fn.signature, item.description);
+            described := described OPERATOR(pg_catalog.+) 1;
+        END LOOP;
+        IF described OPERATOR(pg_catalog.=) 0 THEN
+            RAISE EXCEPTION 'pg_migrate: no function % to describe', item.name;
+        END IF;
+    END LOOP;
+END
+$describe$;
+
+COMMENT ON EVENT TRIGGER migrate_guard_start IS 'pg_migrate''s DDL guard: checks dangerous DDL before it runs';
+COMMENT ON EVENT TRIGGER migrate_guard_rewrite IS 'pg_migrate''s DDL guard: checks table rewrites before they start';
+COMMENT ON TRIGGER events_append_only ON migrate.events IS 'The audit log is append-only: no UPDATE or DELETE';
+COMMENT ON TRIGGER events_no_truncate ON migrate.events IS 'The audit log is append-only: no TRUNCATE';
+COMMENT ON TRIGGER guard_log_append_only ON migrate.guard_log IS 'The guard''s audit log is append-only: no UPDATE or DELETE';
+
 -- Keep this last: the update itself, in the audit log.
 INSERT INTO migrate.events (action, detail) VALUES ('update', 'pg_migrate 0.1.0 -> 0.2.0');

@@ -22,6 +22,8 @@ mod store;
 mod subxact;
 
 extension_sql_file!("schema.sql", name = "schema", bootstrap);
+// Last, once every object exists: the description of each one.
+extension_sql_file!("comments.sql", name = "comments", finalize);
 
 #[pg_guard]
 extern "C-unwind" fn _PG_init() {

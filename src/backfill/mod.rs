@@ -7,4 +7,16 @@
 pub mod planner;
 mod procedure;
 
-pgrx::extension_sql_file!("backfill.sql", name = "backfill", finalize);
+pgrx::extension_sql_file!(
+    "backfill.sql",
+    name = "backfill",
+    requires = [
+        procedure::backfill_check_context,
+        procedure::backfill_prepare,
+        procedure::backfill_resume_prepare,
+        procedure::backfill_batch,
+        procedure::backfill_report,
+        procedure::not_null_check_name,
+        procedure::set_not_null_step,
+    ],
+);
