@@ -26,6 +26,7 @@ extension_sql_file!("schema.sql", name = "schema", bootstrap);
 #[pg_guard]
 extern "C-unwind" fn _PG_init() {
     guard::settings::define();
+    guard::context::register();
     guard::hook::install();
 }
 
