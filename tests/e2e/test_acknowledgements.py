@@ -179,3 +179,22 @@ def test_other_roles_cannot_begin_a_step(db, conn):
         refused(other, "SELECT * FROM migrate_upgrade('head')", "42501")
         refused(other, DROP, "MG002")
     assert logged(conn) == []
+
+
+def test_a_role_granted_what_docs_functions_md_lists_can_run_a_plan(db, conn):
+    conn.execute("DROP ROLE IF EXISTS ack_deployer")
+    conn.execute("CREATE ROLE ack_deployer")
+    for grant in ["INSERT, UPDATE, DELETE ON migrate.applied", "INSERT ON migrate.events",
+                  "INSERT, UPDATE ON migrate.revisions", "ALL ON users", "CREATE ON SCHEMA public",
+                  "EXECUTE ON FUNCTION migrate.lock(), migrate.unlock(), migrate.begin_step(text, text, text), "
+                  "migrate.end_step(text, text, text, text), migrate.apply_step(text, text, text, text), "
+                  "migrate.run_step(text, text, text, text)"]:
+        conn.execute(f"GRANT {grant} TO ack_deployer")
+    conn.execute("ALTER TABLE users OWNER TO ack_deployer")
+    load(conn, allow_revision(f"{DROP};\nCREATE INDEX CONCURRENTLY users_age_idx ON users (age);"),
+         revision("acac00000002", "CREATE TABLE notes (id bigint CONSTRAINT notes_pkey PRIMARY KEY);",
+                  "DROP TABLE notes;", revises="acac00000001"))
+    psql(db, "SET ROLE ack_deployer;\nSELECT * FROM migrate_plan('head') \\gexec")
+    assert conn.execute("SELECT revision_id, applied_by FROM migrate.applied ORDER BY 1").fetchall() == [
+        ("acac00000001", "ack_deployer"), ("acac00000002", "ack_deployer")]
+    assert logged(conn) == [("drop_column", REASON, "acac00000001", "revision")]
