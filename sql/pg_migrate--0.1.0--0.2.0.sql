@@ -12,6 +12,16 @@ ALTER TABLE migrate.events ADD CONSTRAINT events_action_check
     CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'update'));
 COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, or update (of the extension itself; detail names the versions)';
 
+-- Issue 9, acknowledgements and internal functions: the bookkeeping of plans and
+-- offline scripts is for roles that run migrations, not PUBLIC (the functions
+-- that run revisions also check inside that the caller may record them).
+REVOKE EXECUTE ON FUNCTION migrate.lock() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION migrate.unlock() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION migrate.begin_step(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION migrate.end_step(text, text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION migrate.run_step(text, text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION migrate.apply_step(text, text, text, text) FROM PUBLIC;
+
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
 -- What every function and procedure is for, so that \df+ migrate_* and
@@ -62,10 +72,10 @@ BEGIN
         ('migrate_set_not_null', 'SET NOT NULL without a long ACCESS EXCLUSIVE scan: a NOT VALID check, validated, then SET NOT NULL using it.'),
         -- Internal: called by the plan, the offline script and the procedures above.
         ('migrate.lock', 'Internal (first statement of a plan or script): take the migration lock for this session.'),
-        ('migrate.unlock', 'Internal (last statement of a plan or script): release the session''s migration lock.'),
+        ('migrate.unlock', 'Internal (last statement of a plan or script): release the session''s migration lock; a step in progress ends.'),
         ('migrate.apply_step', 'Internal (one plan row): apply exactly one transactional revision, after checking the state the plan expected.'),
         ('migrate.run_step', 'Internal: the work of migrate.apply_step(), which restores SQLSTATEs that pgrx cannot carry.'),
-        ('migrate.begin_step', 'Internal (plan and script): before a non-transactional revision''s statements, check the state and start its step.'),
+        ('migrate.begin_step', 'Internal (plan and script): before a revision''s statements run at top level, check the state; its Allow lines cover its own statements until end_step.'),
         ('migrate.end_step', 'Internal (plan and script): after a revision''s statements, record it unless one of them failed.'),
         ('migrate.run_upgrade', 'Internal: the work of migrate_upgrade().'),
         ('migrate.run_downgrade', 'Internal: the work of migrate_downgrade().'),

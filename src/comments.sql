@@ -46,10 +46,10 @@ BEGIN
         ('migrate_set_not_null', 'SET NOT NULL without a long ACCESS EXCLUSIVE scan: a NOT VALID check, validated, then SET NOT NULL using it.'),
         -- Internal: called by the plan, the offline script and the procedures above.
         ('migrate.lock', 'Internal (first statement of a plan or script): take the migration lock for this session.'),
-        ('migrate.unlock', 'Internal (last statement of a plan or script): release the session''s migration lock.'),
+        ('migrate.unlock', 'Internal (last statement of a plan or script): release the session''s migration lock; a step in progress ends.'),
         ('migrate.apply_step', 'Internal (one plan row): apply exactly one transactional revision, after checking the state the plan expected.'),
         ('migrate.run_step', 'Internal: the work of migrate.apply_step(), which restores SQLSTATEs that pgrx cannot carry.'),
-        ('migrate.begin_step', 'Internal (plan and script): before a non-transactional revision''s statements, check the state and start its step.'),
+        ('migrate.begin_step', 'Internal (plan and script): before a revision''s statements run at top level, check the state; its Allow lines cover its own statements until end_step.'),
         ('migrate.end_step', 'Internal (plan and script): after a revision''s statements, record it unless one of them failed.'),
         ('migrate.run_upgrade', 'Internal: the work of migrate_upgrade().'),
         ('migrate.run_downgrade', 'Internal: the work of migrate_downgrade().'),

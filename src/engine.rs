@@ -9,8 +9,10 @@ use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::errors::{raise, OrRaise};
+use crate::errors::{raise, raise_graph_error, raise_target_error, OrRaise};
+use crate::guard::context;
 use crate::revisions::graph::{Direction, Step};
+use crate::revisions::target::{parse_target, Target};
 use crate::server_sql::{self, line_of, StatementKind};
 use crate::store::{self, LoadedGraph, Method, StepRecord};
 
@@ -111,12 +113,63 @@ fn lock_holder(client: &SpiClient<'_>) -> String {
     }
 }
 
+/// Running revisions is for roles that may record them: their "-- Allow:"
+/// lines acknowledge dangerous DDL, so no other role may run under them.
+pub fn require_recording_privilege(client: &SpiClient<'_>, what: &str) {
+    let may: bool = client
+        .select("SELECT pg_catalog.has_table_privilege('migrate.applied', 'INSERT')", None, &[])
+        .and_then(|rows| rows.first().get_one())
+        .or_raise("check the privilege to record revisions")
+        .unwrap_or(false);
+    if !may {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for {what}: only a role that may record revisions can run them"),
+            Some("Recording a revision needs INSERT on migrate.applied. Nothing was run.".into()),
+            Some("Run it as the extension's owner, or have the owner grant the privileges (see docs/functions.md, Privileges).".into()),
+        )
+    }
+}
+
 pub fn release_session_lock(client: &SpiClient<'_>) -> bool {
     client
         .select("SELECT pg_catalog.pg_advisory_unlock($1)", None, &[LOCK_KEY.into()])
         .and_then(|rows| rows.first().get_one())
         .or_raise("release the migration lock")
         .unwrap_or(false)
+}
+
+/// A target, or the error that says what is wrong with it.
+pub fn parse_target_or_raise(text: &str) -> Target {
+    parse_target(text).unwrap_or_else(|error| raise_target_error(&error))
+}
+
+/// 'upgrade' or 'downgrade'.
+pub fn parse_direction(text: &str) -> Direction {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "upgrade" | "up" => Direction::Upgrade,
+        "downgrade" | "down" => Direction::Downgrade,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown direction \"{text}\""),
+            None,
+            Some("Use 'upgrade' or 'downgrade'.".into()),
+        ),
+    }
+}
+
+/// The steps that moving to `target` takes from the current state.
+pub fn plan_steps(
+    loaded: &LoadedGraph,
+    applied: &std::collections::HashSet<String>,
+    target: &Target,
+    direction: Direction,
+) -> Vec<Step> {
+    let plan = match direction {
+        Direction::Upgrade => loaded.graph.upgrade_plan(applied, target),
+        Direction::Downgrade => loaded.graph.downgrade_plan(applied, target),
+    };
+    plan.unwrap_or_else(|error| raise_graph_error(&error))
 }
 
 /// Where a revision's SQL came from, for error messages.
@@ -177,7 +230,7 @@ pub fn run_section(
                 ),
             },
         };
-        crate::guard::triggers::with_statement(&text, || execute_statement(client, label, &text, line));
+        context::with_statement(&text, || execute_statement(client, label, &text, line));
     }
 }
 
@@ -331,7 +384,7 @@ pub fn apply_steps(
         let started_at = store::now_us();
         let clock = Instant::now();
         let label = RevisionLabel { id: &step.revision, source_file: definition.source_file.as_deref() };
-        crate::guard::triggers::in_revision(&step.revision, &body.allow, || {
+        context::in_revision(&step.revision, &body.allow, || {
             run_section(client, &label, sql, first_line, RunMode::InTransaction)
         });
         let elapsed = i64::try_from(clock.elapsed().as_micros()).unwrap_or(i64::MAX);

@@ -4,6 +4,10 @@
 //! grammar) with no pgrx in it; `server_sql` wraps the server's SQL parser;
 //! `store` reads and writes schema `migrate`; `engine` runs revisions;
 //! `sql_api` is the thin SQL surface.
+//!
+//! Imports go one way: `sql_api` -> `engine`, `guard`, `backfill` -> `store`,
+//! `revisions` -> `errors`. `guard::context` is a leaf that `engine` and
+//! `backfill` use to tell the guard what they are running.
 
 use pgrx::prelude::*;
 
@@ -28,6 +32,7 @@ extension_sql_file!("comments.sql", name = "comments", finalize);
 #[pg_guard]
 extern "C-unwind" fn _PG_init() {
     guard::settings::define();
+    guard::context::register();
     guard::hook::install();
 }
 

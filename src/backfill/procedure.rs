@@ -766,7 +766,7 @@ fn set_not_null_step(table: pg_sys::Oid, column_name: &str, check_name: &str, st
         loop {
             // pg_migrate's own DDL: the safe sequence itself, so past the guard.
             let result = subxact::run(Keep::Commit, || {
-                crate::guard::triggers::bypassed(|| {
+                crate::guard::context::bypassed(|| {
                     for statement in &statements {
                         client.update(statement.as_str(), None, &[]).or_raise("run a step");
                     }

@@ -3,10 +3,13 @@
 //!
 //! `facts` and `rules/` are pure (one rule per file, registry in rules/mod.rs);
 //! `extract` turns the raw parse tree and the live catalog into facts;
-//! `settings` holds the GUCs; `triggers` wires the event triggers,
-//! acknowledgements, the audit log and migrate_guard_check(); `hook` adds
-//! TRUNCATE and REINDEX when the library is in shared_preload_libraries.
+//! `settings` holds the GUCs; `context` what is running (the revision whose
+//! Allow lines apply, the extension's own DDL), tied to its step's transaction;
+//! `triggers` wires the event triggers, acknowledgements, the audit log and the
+//! checks behind migrate_guard_check(); `hook` adds TRUNCATE and REINDEX when
+//! the library is in shared_preload_libraries.
 
+pub mod context;
 mod extract;
 pub mod facts;
 pub mod rules;

@@ -3,12 +3,12 @@
 //! (table_rewrite), run the rules, and report the findings with the rule's own
 //! SQLSTATE (class MG), which pgrx's own error path would turn into XX000.
 
-use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 
 use pgrx::pg_sys::{self, NodeTag};
 use pgrx::prelude::*;
 
+use super::context;
 use super::extract;
 use super::facts::{Context, History, Statement};
 use super::rules::{self, Allowance, Finding, Level};
@@ -17,75 +17,16 @@ use crate::errors::{raise, OrRaise};
 use crate::pg_report::{Report, Severity};
 use crate::server_sql;
 
-thread_local! {
-    static HISTORY: RefCell<(u32, History)> = RefCell::new((0, History::default()));
-    static BYPASS: Cell<u32> = const { Cell::new(0) };
-    static REVISION: RefCell<Option<(String, Vec<Allowance>)>> = const { RefCell::new(None) };
-    static STATEMENT: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Restores a thread-local when dropped, also when an ERROR unwinds.
-struct Restore<F: FnMut()>(F);
-impl<F: FnMut()> Drop for Restore<F> {
-    fn drop(&mut self) {
-        (self.0)()
-    }
-}
-
-/// Run the extension's own DDL (migrate_set_not_null's steps) past the guard.
-pub fn bypassed<R>(work: impl FnOnce() -> R) -> R {
-    BYPASS.with(|b| b.set(b.get() + 1));
-    let _restore = Restore(|| BYPASS.with(|b| b.set(b.get().saturating_sub(1))));
-    work()
-}
-
-/// While a revision runs: its `Allow` header lines apply, and the audit log names it.
-pub fn in_revision<R>(revision: &str, allow: &[String], work: impl FnOnce() -> R) -> R {
-    let allowances = allow.iter().filter_map(|line| rules::parse_header_allowance(line).ok()).collect();
-    let previous = REVISION.with(|r| r.replace(Some((revision.to_string(), allowances))));
-    let mut previous = Some(previous);
-    let _restore = Restore(move || {
-        let value = previous.take().flatten();
-        REVISION.with(|r| *r.borrow_mut() = value);
-    });
-    work()
-}
-
-/// The text of the statement being run, for HINTs that write out the safe version.
-pub fn with_statement<R>(sql: &str, work: impl FnOnce() -> R) -> R {
-    let previous = STATEMENT.with(|s| s.replace(Some(sql.to_string())));
-    let mut previous = Some(previous);
-    let _restore = Restore(move || {
-        let value = previous.take().flatten();
-        STATEMENT.with(|s| *s.borrow_mut() = value);
-    });
-    work()
-}
-
-/// Set the revision context for the statements psql runs between begin_step and end_step.
-pub fn set_revision(revision: Option<(&str, &[String])>) {
-    let value = revision.map(|(id, allow)| {
-        (id.to_string(), allow.iter().filter_map(|line| rules::parse_header_allowance(line).ok()).collect())
-    });
-    REVISION.with(|r| *r.borrow_mut() = value);
-}
-
 fn guard_active() -> bool {
     // SAFETY: reads of backend globals.
-    settings::GUARD.get() != GuardMode::Off && BYPASS.with(Cell::get) == 0 && !unsafe { pg_sys::creating_extension }
+    settings::GUARD.get() != GuardMode::Off && !context::is_bypassed() && !unsafe { pg_sys::creating_extension }
 }
 
 /// The statement text: what pg_migrate is running, or the client's query when
 /// it holds exactly one statement - and only if that text is the very statement
 /// being checked (same node type), not a DO block or function call around it.
 fn statement_text(tag: Option<NodeTag>) -> Option<String> {
-    let candidate = STATEMENT.with(|s| s.borrow().clone()).or_else(|| {
-        // SAFETY: debug_query_string is NULL or a NUL-terminated string.
-        unsafe {
-            let pointer = pg_sys::debug_query_string;
-            (!pointer.is_null()).then(|| CStr::from_ptr(pointer).to_string_lossy().into_owned())
-        }
-    })?;
+    let candidate = context::statement().or_else(client_query)?;
     let statements = server_sql::split_statements(&candidate).ok()?;
     let [statement] = statements.as_slice() else { return None };
     let tag = tag?;
@@ -95,17 +36,21 @@ fn statement_text(tag: Option<NodeTag>) -> Option<String> {
     same.then(|| statement.text.clone())
 }
 
-/// Transaction-local history for rename_by_drop: reset when a new transaction starts.
-fn with_history<R>(work: impl FnOnce(&mut History) -> R) -> R {
-    // SAFETY: MyProc is this backend's PGPROC; lxid changes with every transaction.
-    let lxid = unsafe { (*pg_sys::MyProc).lxid };
-    HISTORY.with(|h| {
-        let mut h = h.borrow_mut();
-        if h.0 != lxid {
-            *h = (lxid, History::default());
-        }
-        work(&mut h.1)
-    })
+/// The text the client sent, as it is.
+fn client_query() -> Option<String> {
+    // SAFETY: debug_query_string is NULL or a NUL-terminated string.
+    unsafe {
+        let pointer = pg_sys::debug_query_string;
+        (!pointer.is_null()).then(|| CStr::from_ptr(pointer).to_string_lossy().into_owned())
+    }
+}
+
+/// The client's statement when it sent exactly one, split as a plan splits a
+/// revision: what psql's \gexec sends for one row of migrate_plan().
+fn client_statement() -> Option<String> {
+    let statements = server_sql::split_statements(&client_query()?).ok()?;
+    let [statement] = statements.as_slice() else { return None };
+    Some(statement.text.clone())
 }
 
 /// Add a statement's drops and adds to `history`. Only tables others can see
@@ -161,7 +106,7 @@ pub fn context(statement: &Statement, sql: Option<String>, levels: &rules::Level
         lock_timeout_ms: i64::from(unsafe { pg_sys::LockTimeout }),
         thresholds,
         blockers,
-        history: with_history(|h| relevant_history(h, statement)),
+        history: context::with_history(|h| relevant_history(h, statement)),
         sql,
     }
 }
@@ -173,14 +118,25 @@ fn current_levels() -> rules::Levels {
     })
 }
 
+/// What is left to report about a statement, and what its HINTs need.
+#[derive(Default)]
+struct Verdict {
+    findings: Vec<(Finding, Level)>,
+    /// The statement's text, when known, for the HINT's BEGIN ... COMMIT.
+    sql: Option<String>,
+    /// pg_migrate.allow has a value that is not this transaction's own (SET
+    /// without LOCAL), so it acknowledged nothing.
+    allow_not_local: bool,
+}
+
 /// Evaluate, apply acknowledgements (audited), return the rest to be reported.
-fn judge(statement: Statement, sql: &extract::LazyText<'_>) -> Vec<(Finding, Level)> {
+fn judge(statement: Statement, sql: &extract::LazyText<'_>) -> Verdict {
     let levels = current_levels();
     let mut ctx = context(&statement, None, &levels);
     let mut findings = rules::evaluate(&statement, &ctx, &levels);
-    with_history(|history| record(history, &statement));
+    context::with_history(|history| record(history, &statement));
     if findings.is_empty() {
-        return findings;
+        return Verdict::default();
     }
     // Only now is the statement's text worth finding: the HINTs quote it.
     let sql = sql.get().map(str::to_string);
@@ -188,33 +144,33 @@ fn judge(statement: Statement, sql: &extract::LazyText<'_>) -> Vec<(Finding, Lev
         ctx.sql = sql.clone();
         findings = rules::evaluate(&statement, &ctx, &levels);
     }
-    let allowed = rules::parse_allowances(&settings::allow_text()).unwrap_or_else(|error| {
+    let acknowledged = settings::acknowledgements().unwrap_or_else(|error| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("invalid pg_migrate.allow: {error}"),
             None,
-            Some("SET LOCAL pg_migrate.allow = '<rule>: <why this is safe>';".into()),
+            Some("BEGIN; SET LOCAL pg_migrate.allow = '<rule>: <why this is safe>'; <the statement>; COMMIT;".into()),
         )
     });
-    let revision = REVISION.with(|r| r.borrow().clone());
+    let revision = context::revision_in_force(client_statement);
     let warn_only = settings::GUARD.get() == GuardMode::Warn;
     let mut pending = Vec::new();
     for (finding, level) in findings {
-        let by_setting = allowed.iter().find(|a| a.rule == finding.rule).map(|a| (a.reason.clone(), "setting"));
+        let by_setting = acknowledged.allowances.iter().find(|a| a.rule == finding.rule).map(|a| (a.reason.clone(), "setting"));
         let by_revision = revision
             .as_ref()
-            .and_then(|(_, allow)| allow.iter().find(|a| a.rule == finding.rule))
+            .and_then(|r| r.allowances.iter().find(|a: &&Allowance| a.rule == finding.rule))
             .map(|a| (a.reason.clone(), "revision"));
         if let Some((reason, source)) = by_setting.or(by_revision) {
             if level >= Level::Warning {
-                audit(&finding, sql.as_deref(), &reason, revision.as_ref().map(|(id, _)| id.as_str()), source);
+                audit(&finding, sql.as_deref(), &reason, revision.as_ref().map(|r| r.id.as_str()), source);
             }
             continue;
         }
         let level = if warn_only && level == Level::Error { Level::Warning } else { level };
         pending.push((finding, level));
     }
-    pending
+    Verdict { findings: pending, sql, allow_not_local: acknowledged.set_but_not_local }
 }
 
 /// Record an acknowledged dangerous operation, as the extension's owner: roles
@@ -277,12 +233,12 @@ macro_rules! event_trigger_function {
 event_trigger_function!(migrate_guard_ddl_start, pg_finfo_migrate_guard_ddl_start, guard_ddl_start);
 event_trigger_function!(migrate_guard_table_rewrite, pg_finfo_migrate_guard_table_rewrite, guard_table_rewrite);
 
-fn guard_ddl_start(fcinfo: pg_sys::FunctionCallInfo) -> Vec<(Finding, Level)> {
+fn guard_ddl_start(fcinfo: pg_sys::FunctionCallInfo) -> Verdict {
     // SAFETY: an event trigger is called with EventTriggerData as its context.
     let node = unsafe {
         let context = (*fcinfo).context;
         if context.is_null() || !pgrx::is_a(context, NodeTag::T_EventTriggerData) {
-            return Vec::new();
+            return Verdict::default();
         }
         (*(context as *mut pg_sys::EventTriggerData)).parsetree
     };
@@ -290,9 +246,9 @@ fn guard_ddl_start(fcinfo: pg_sys::FunctionCallInfo) -> Vec<(Finding, Level)> {
 }
 
 /// The rules' findings for one raw statement node.
-fn guard_statement(node: *mut pg_sys::Node) -> Vec<(Finding, Level)> {
+fn guard_statement(node: *mut pg_sys::Node) -> Verdict {
     if node.is_null() || !guard_active() {
-        return Vec::new();
+        return Verdict::default();
     }
     // SAFETY: node is a valid parse tree node.
     let tag = unsafe { (*node).type_ };
@@ -301,7 +257,7 @@ fn guard_statement(node: *mut pg_sys::Node) -> Vec<(Finding, Level)> {
     // SAFETY: node is the raw statement node of the command about to run.
     match unsafe { extract::statement(node, &sql, None) } {
         Some(statement) => judge(statement, &sql),
-        None => Vec::new(),
+        None => Verdict::default(),
     }
 }
 
@@ -316,29 +272,30 @@ pub fn check_utility(node: *mut pg_sys::Node) -> Option<Report> {
     report(guard_statement(node))
 }
 
-fn guard_table_rewrite(_fcinfo: pg_sys::FunctionCallInfo) -> Vec<(Finding, Level)> {
+fn guard_table_rewrite(_fcinfo: pg_sys::FunctionCallInfo) -> Verdict {
     if !guard_active() {
-        return Vec::new();
+        return Verdict::default();
     }
     let (oid, reason) = extract::read_two::<pg_sys::Oid, i32>(
         "SELECT pg_catalog.pg_event_trigger_table_rewrite_oid(), pg_catalog.pg_event_trigger_table_rewrite_reason()",
         &[],
         &[],
     );
-    let (Some(oid), Some(reason)) = (oid, reason) else { return Vec::new() };
+    let (Some(oid), Some(reason)) = (oid, reason) else { return Verdict::default() };
     // SAFETY: catalog look-ups of an existing relation.
     match unsafe { extract::table_by_oid(oid) } {
         Some(table) => {
             let make = || statement_text(None);
             judge(Statement::Rewrite { table, reason: reason as u32 }, &extract::LazyText::new(&make))
         }
-        None => Vec::new(),
+        None => Verdict::default(),
     }
 }
 
 /// Send notices and warnings now, notices first; hand back the first error,
 /// for the entry point to throw.
-fn report(mut findings: Vec<(Finding, Level)>) -> Option<Report> {
+fn report(verdict: Verdict) -> Option<Report> {
+    let Verdict { mut findings, sql, allow_not_local } = verdict;
     findings.sort_by_key(|(_, level)| *level);
     let mut error = None;
     for (finding, level) in findings {
@@ -349,12 +306,7 @@ fn report(mut findings: Vec<(Finding, Level)>) -> Option<Report> {
             Level::Error => Severity::Error,
         };
         let hint = if level >= Level::Warning {
-            format!(
-                "{}\nTo do it anyway: SET LOCAL pg_migrate.allow = '{}: <reason>'; (or \"-- Allow: {} <reason>\" in a migration file)",
-                finding.hint,
-                finding.rule.name(),
-                finding.rule.name()
-            )
+            format!("{}\n{}", finding.hint, acknowledge_hint(finding.rule, sql.as_deref(), allow_not_local))
         } else {
             finding.hint.clone()
         };
@@ -374,6 +326,24 @@ fn report(mut findings: Vec<(Finding, Level)>) -> Option<Report> {
     error
 }
 
+/// How to acknowledge: SET LOCAL does nothing outside a transaction block (psql
+/// runs each statement in its own), so the HINT writes out the whole block.
+fn acknowledge_hint(rule: rules::Rule, sql: Option<&str>, allow_not_local: bool) -> String {
+    let statement = sql.map_or_else(|| "<the statement>".to_string(), |s| s.trim().trim_end_matches(';').trim_end().to_string());
+    let mut hint = format!(
+        "To do it anyway: BEGIN; SET LOCAL pg_migrate.allow = '{rule}: <reason>'; {statement}; COMMIT; \
+         (or \"-- Allow: {rule} <reason>\" in a migration file)",
+        rule = rule.name()
+    );
+    if allow_not_local {
+        hint.push_str(
+            "\npg_migrate.allow is set, but not by SET LOCAL in this transaction, so it acknowledges nothing: \
+             a session's, role's or database's setting never does.",
+        );
+    }
+    hint
+}
+
 pgrx::extension_sql!(
     r#"
 CREATE FUNCTION migrate.guard_ddl_start() RETURNS event_trigger
@@ -390,33 +360,24 @@ CREATE EVENT TRIGGER migrate_guard_rewrite ON table_rewrite
     name = "guard_event_triggers",
 );
 
-/// What the guard would say about a statement or a script, without running it:
-/// the server's parser, the live catalog and the same rules. Names resolve with
-/// the caller's search_path, as they would when the script runs.
-#[pg_extern(volatile)]
-fn migrate_guard_check(
-    sql: &str,
-) -> TableIterator<
-    'static,
-    (
-        name!(statement, i32),
-        name!(rule, String),
-        name!(level, String),
-        name!(sqlstate, String),
-        name!(message, String),
-        name!(detail, String),
-        name!(hint, String),
-    ),
-> {
-    TableIterator::new(check_script(sql, &[]).into_iter().map(|(n, finding, level)| {
-        (n, finding.rule.name().to_string(), level.as_str().to_string(), finding.rule.sqlstate().to_string(), finding.message, finding.detail, finding.hint)
-    }))
-}
-
 /// Findings of every statement of `sql` (1-based statement numbers); `allow`
 /// are a revision's header lines.
 pub fn check_script(sql: &str, allow: &[String]) -> Vec<(i32, Finding, Level)> {
     check_script_in(sql, allow, &mut extract::Script::default(), &mut History::default())
+}
+
+/// As check_script over scripts that run one after the other (the revisions an
+/// upgrade applies): a table an earlier one creates is new to the later ones.
+/// Each finding comes with the index of its script.
+pub fn check_scripts<'a>(scripts: impl IntoIterator<Item = (&'a str, &'a [String])>) -> Vec<(usize, i32, Finding, Level)> {
+    let mut script = extract::Script::default();
+    let mut history = History::default();
+    let mut out = Vec::new();
+    for (index, (sql, allow)) in scripts.into_iter().enumerate() {
+        pgrx::check_for_interrupts!();
+        out.extend(check_script_in(sql, allow, &mut script, &mut history).into_iter().map(|(n, f, l)| (index, n, f, l)));
+    }
+    out
 }
 
 /// As check_script, continuing from earlier scripts (tables they create, what they drop).
@@ -446,52 +407,4 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
         record(history, &facts);
     }
     out
-}
-
-/// What the guard would say about the revisions an upgrade to `target` would
-/// apply, before running it. A revision's "-- Allow:" lines apply to it.
-#[pg_extern(volatile)]
-fn migrate_review(
-    target: default!(&str, "'head'"),
-) -> TableIterator<
-    'static,
-    (
-        name!(revision, String),
-        name!(statement, i32),
-        name!(rule, String),
-        name!(level, String),
-        name!(sqlstate, String),
-        name!(message, String),
-        name!(hint, String),
-    ),
-> {
-    let parsed = crate::sql_api::apply::parse_target_or_raise(target);
-    let rows = Spi::connect(|client| {
-        let loaded = crate::store::load_graph(client);
-        let applied = crate::store::applied_ids(client);
-        let steps = crate::sql_api::apply::plan_steps(&loaded, &applied, &parsed, crate::revisions::graph::Direction::Upgrade);
-        let ids: Vec<String> = steps.iter().map(|s| s.revision.clone()).collect();
-        let bodies = crate::store::bodies(client, &ids);
-        let mut rows = Vec::new();
-        // One script across revisions: tables created by an earlier pending
-        // revision are new to the later ones too.
-        let mut script = extract::Script::default();
-        let mut history = History::default();
-        for step in &steps {
-            let Some(body) = bodies.get(&step.revision) else { continue };
-            for (n, finding, level) in check_script_in(&body.upgrade_sql, &body.allow, &mut script, &mut history) {
-                rows.push((
-                    step.revision.clone(),
-                    n,
-                    finding.rule.name().to_string(),
-                    level.as_str().to_string(),
-                    finding.rule.sqlstate().to_string(),
-                    finding.message,
-                    finding.hint,
-                ));
-            }
-        }
-        rows
-    });
-    TableIterator::new(rows)
 }

@@ -7,11 +7,10 @@
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 
-use crate::engine::{self, acquire_lock, LockScope, StepOutcome};
-use crate::errors::{raise, raise_graph_error, raise_target_error};
-use crate::revisions::graph::{Direction, Step};
-use crate::revisions::target::{parse_target, Target};
-use crate::store::{self, LoadedGraph, Method, StepRecord};
+use crate::engine::{self, acquire_lock, parse_target_or_raise, plan_steps, LockScope, StepOutcome};
+use crate::errors::raise_graph_error;
+use crate::revisions::graph::Direction;
+use crate::store::{self, Method, StepRecord};
 
 pub type StepRows = TableIterator<
     'static,
@@ -23,37 +22,6 @@ pub type StepRows = TableIterator<
     ),
 >;
 
-pub fn parse_target_or_raise(text: &str) -> Target {
-    parse_target(text).unwrap_or_else(|error| raise_target_error(&error))
-}
-
-pub fn parse_direction(text: &str) -> Direction {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "upgrade" | "up" => Direction::Upgrade,
-        "downgrade" | "down" => Direction::Downgrade,
-        _ => raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown direction \"{text}\""),
-            None,
-            Some("Use 'upgrade' or 'downgrade'.".into()),
-        ),
-    }
-}
-
-/// The steps that moving to `target` takes from the current state.
-pub fn plan_steps(
-    loaded: &LoadedGraph,
-    applied: &std::collections::HashSet<String>,
-    target: &Target,
-    direction: Direction,
-) -> Vec<Step> {
-    let plan = match direction {
-        Direction::Upgrade => loaded.graph.upgrade_plan(applied, target),
-        Direction::Downgrade => loaded.graph.downgrade_plan(applied, target),
-    };
-    plan.unwrap_or_else(|error| raise_graph_error(&error))
-}
-
 pub fn step_rows(outcomes: Vec<StepOutcome>) -> StepRows {
     TableIterator::new(outcomes.into_iter().map(|o| {
         (o.revision, o.direction.as_str().to_string(), o.message, o.duration)
@@ -63,6 +31,7 @@ pub fn step_rows(outcomes: Vec<StepOutcome>) -> StepRows {
 fn run(target_text: &str, direction: Direction) -> StepRows {
     let target = parse_target_or_raise(target_text);
     let outcomes = Spi::connect_mut(|client| {
+        engine::require_recording_privilege(client, &format!("migrate_{}()", direction.as_str()));
         acquire_lock(client, LockScope::Transaction);
         let loaded = store::load_graph(client);
         let applied = store::applied_ids(client);

@@ -66,7 +66,7 @@ fn migrate_test_roundtrip() -> TableIterator<
                     let label = RevisionLabel { id: &step.revision, source_file };
                     let outcome = subxact::run(Keep::Commit, || {
                         if let Some(sql) = sql {
-                            crate::guard::triggers::in_revision(&step.revision, &body.allow, || {
+                            crate::guard::context::in_revision(&step.revision, &body.allow, || {
                                 run_section(client, &label, sql, first_line, RunMode::RoundTrip)
                             });
                         }

@@ -7,58 +7,19 @@
 //! state is what the plan expected, so a stale or half-run plan cannot record
 //! a revision that did not really apply.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
-use std::ffi::c_void;
-use std::time::Instant;
 
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, SpiClient};
 
-use super::apply::{parse_direction, parse_target_or_raise, plan_steps, step_rows};
+use super::apply::step_rows;
 use pgrx::datum::Interval;
-use crate::engine::{self, acquire_lock, step_banner, LockScope};
+use crate::engine::{self, acquire_lock, parse_direction, parse_target_or_raise, plan_steps, step_banner, LockScope};
+use crate::guard::context;
 use crate::errors::{raise, OrRaise};
 use crate::revisions::graph::{Direction, RevisionNode, Step};
 use crate::server_sql::{self, ConcurrentIndex, StatementKind};
 use crate::store::{self, Body, LoadedGraph, Method, StepRecord};
-
-/// A revision whose statements psql is running one by one in this session.
-struct ActiveStep {
-    revision: String,
-    direction: Direction,
-    started_at: i64,
-    clock: Instant,
-    /// Set when any transaction of this session aborts after begin_step().
-    failed: bool,
-}
-
-thread_local! {
-    static ACTIVE_STEP: RefCell<Option<ActiveStep>> = const { RefCell::new(None) };
-    static ABORT_WATCH_REGISTERED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Without ON_ERROR_STOP, psql carries on after a failed statement; this is how
-/// end_step() still learns that one of the revision's statements failed.
-unsafe extern "C-unwind" fn note_abort(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
-    if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
-        ACTIVE_STEP.with(|active| {
-            if let Ok(mut active) = active.try_borrow_mut() {
-                if let Some(step) = active.as_mut() {
-                    step.failed = true;
-                }
-            }
-        });
-    }
-}
-
-fn watch_aborts() {
-    if !ABORT_WATCH_REGISTERED.with(Cell::get) {
-        // SAFETY: registered once per backend; the callback only touches a thread-local.
-        unsafe { pg_sys::RegisterXactCallback(Some(note_abort), std::ptr::null_mut()) };
-        ABORT_WATCH_REGISTERED.with(|registered| registered.set(true));
-    }
-}
 
 /// Check that `revision` can take `direction` now, exactly as the plan assumed.
 fn check_step<'g>(
@@ -122,6 +83,8 @@ pub mod migrate {
     #[pg_extern(volatile)]
     #[search_path(pg_catalog, pg_temp)]
     fn unlock() -> String {
+        // Whatever step was in progress is over: its Allow lines end here.
+        context::end_all();
         let released = Spi::connect(engine::release_session_lock);
         if released { "pg_migrate lock released" } else { "pg_migrate lock was not held" }.to_string()
     }
@@ -146,6 +109,7 @@ pub mod migrate {
         let direction = parse_direction(direction);
         let method = parse_method(method);
         let outcomes = Spi::connect_mut(|client| {
+            engine::require_recording_privilege(client, "migrate.run_step()");
             acquire_lock(client, LockScope::Transaction);
             let loaded = store::load_graph(client);
             let applied = store::applied_ids(client);
@@ -162,26 +126,28 @@ pub mod migrate {
     #[search_path(pg_catalog, pg_temp)]
     fn begin_step(revision: &str, direction: &str, checksum: &str) -> String {
         let direction = parse_direction(direction);
-        let (banner, allow) = Spi::connect(|client| {
+        let (banner, allow, statements) = Spi::connect(|client| {
+            // Its Allow lines cover what runs next: only for roles that could record it.
+            engine::require_recording_privilege(client, "migrate.begin_step()");
             acquire_lock(client, LockScope::Transaction);
             let loaded = store::load_graph(client);
             let applied = store::applied_ids(client);
             let node = check_step(&loaded, &applied, revision, direction, checksum);
-            let allow = store::bodies(client, &[revision.to_string()]).remove(revision).map(|b| b.allow).unwrap_or_default();
-            (step_banner(&single_step(node, direction), &node.message), allow)
+            let body = store::bodies(client, &[revision.to_string()]).remove(revision);
+            let statements = body
+                .as_ref()
+                .and_then(|b| b.section(direction).0)
+                .and_then(|sql| server_sql::split_statements(sql).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.text)
+                .collect::<Vec<_>>();
+            let allow = body.map(|b| b.allow).unwrap_or_default();
+            (step_banner(&single_step(node, direction), &node.message), allow, statements)
         });
-        // The revision's "-- Allow:" lines cover the statements psql runs next.
-        crate::guard::triggers::set_revision(Some((revision, &allow)));
-        watch_aborts();
-        ACTIVE_STEP.with(|active| {
-            *active.borrow_mut() = Some(ActiveStep {
-                revision: revision.to_string(),
-                direction,
-                started_at: store::now_us(),
-                clock: Instant::now(),
-                failed: false,
-            })
-        });
+        // The revision's "-- Allow:" lines cover its own statements, which psql
+        // runs next, as this role, until end_step, unlock or an error.
+        context::begin_plan_step(revision, direction, &allow, statements, store::now_us());
         notice!("{banner}");
         banner
     }
@@ -191,9 +157,7 @@ pub mod migrate {
     fn end_step(revision: &str, direction: &str, checksum: &str, method: default!(&str, "'plan'")) -> String {
         let direction = parse_direction(direction);
         let method = parse_method(method);
-        let active = ACTIVE_STEP.with(|active| active.borrow_mut().take());
-        crate::guard::triggers::set_revision(None);
-        let Some(active) = active.filter(|a| a.revision == revision && a.direction == direction) else {
+        let Some(active) = context::end_plan_step(revision, direction) else {
             raise(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("no migrate.begin_step('{revision}', '{}') ran in this session", direction.as_str()),
@@ -201,7 +165,7 @@ pub mod migrate {
                 Some("Run the whole plan in one psql session: SELECT * FROM migrate_plan('<target>') \\gexec".into()),
             )
         };
-        if active.failed {
+        if active.aborted {
             raise(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("a statement of revision {revision} failed; it is not recorded as {}d", direction.as_str()),
@@ -230,7 +194,7 @@ pub mod migrate {
                     revision: revision.to_string(),
                     direction,
                     checksum: Some(checksum.to_string()),
-                    started_at: active.started_at,
+                    started_at: active.started_at_us,
                     duration_us: Some(elapsed),
                 }],
             );
@@ -502,4 +466,22 @@ $$;
 "#,
     name = "apply_step_wrapper",
     requires = ["upgrade_wrappers", migrate::run_step],
+);
+
+// Who may call the internal functions. A plan's or script's bookkeeping is for
+// roles that run migrations; every function that runs revisions also checks
+// inside that its caller may record them (INSERT on migrate.applied).
+// run_upgrade, run_downgrade, carried_sqlstate and reraise stay callable by
+// PUBLIC: migrate_upgrade() and migrate_downgrade() call them as the caller.
+pgrx::extension_sql!(
+    r#"
+REVOKE EXECUTE ON FUNCTION migrate.lock() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION migrate.unlock() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION migrate.begin_step(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION migrate.end_step(text, text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION migrate.run_step(text, text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION migrate.apply_step(text, text, text, text) FROM PUBLIC;
+"#,
+    name = "internal_function_privileges",
+    requires = ["apply_step_wrapper", "upgrade_wrappers", migrate::lock, migrate::unlock, migrate::begin_step, migrate::end_step],
 );

@@ -235,6 +235,7 @@ pub fn parse_allowances(text: &str) -> Result<Vec<Allowance>, String> {
             if reason.is_empty() {
                 return Err(format!("allowing {} needs a reason: '{}: <why this is safe>'", rule.name(), rule.name()));
             }
+            check_reason(rule, reason)?;
             Ok(Allowance { rule, reason: reason.to_string() })
         })
         .collect()
@@ -249,7 +250,59 @@ pub fn parse_header_allowance(text: &str) -> Result<Allowance, String> {
     if reason.is_empty() {
         return Err(format!("\"Allow: {}\" needs a reason after the rule name", rule.name()));
     }
+    check_reason(rule, reason)?;
     Ok(Allowance { rule, reason: reason.to_string() })
+}
+
+/// Words that stand for a reason without giving one.
+const PLACEHOLDER_REASONS: &[&str] = &[
+    "reason", "the reason", "a reason", "why", "why this is safe", "because", "todo", "to do", "tbd", "tba",
+    "fixme", "xxx", "n/a", "na", "none", "null", "nil", "nothing", "ok", "okay", "yes", "safe", "it is safe",
+    "whatever", "test", "asdf", "foo", "bar", "reason here", "your reason", "insert reason",
+];
+
+/// A reason is written for whoever reads migrate.guard_log later: refuse the
+/// HINT's own placeholder (`<reason>`), a template left unfilled, and words
+/// that say nothing ("todo", "n/a", "-").
+fn check_reason(rule: Rule, reason: &str) -> Result<(), String> {
+    let refuse = |why: &str| {
+        Err(format!(
+            "\"{reason}\" is {why}: write why {} is safe here (it is recorded in migrate.guard_log)",
+            rule.name()
+        ))
+    };
+    if has_template_slot(reason) {
+        return refuse("a placeholder");
+    }
+    let letters = reason.chars().filter(|c| c.is_alphanumeric()).count();
+    if letters < 3 {
+        return refuse("not a reason");
+    }
+    let normalized: String = reason
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    if PLACEHOLDER_REASONS.contains(&normalized.as_str()) {
+        return refuse("a placeholder");
+    }
+    Ok(())
+}
+
+/// `<reason>`, `<why this is safe>`: angle brackets around words only.
+fn has_template_slot(text: &str) -> bool {
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        rest = &rest[open + 1..];
+        if let Some(close) = rest.find('>') {
+            let inside = &rest[..close];
+            if !inside.trim().is_empty() && inside.chars().all(|c| c.is_alphanumeric() || matches!(c, ' ' | '_' | '-')) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Every rule's findings for one statement, with the level each one has.
@@ -339,6 +392,19 @@ mod tests {
         assert!(parse_allowances("drop_colum: x").unwrap_err().contains("unknown rule"));
         assert_eq!(parse_allowances("").unwrap(), vec![]);
         assert_eq!(parse_header_allowance("drop_column legacy field").unwrap().reason, "legacy field");
+    }
+
+    #[test]
+    fn placeholder_reasons_are_refused() {
+        for reason in ["<reason>", "< reason >", "<why this is safe>", "moved to <table>", "todo", "TODO.", "n/a", "-",
+                       "...", "x", "ok", "  tbd  ", "FIXME!", "why this is safe", "the reason"] {
+            let error = parse_allowances(&format!("drop_column: {reason}")).unwrap_err();
+            assert!(error.contains("drop_column is safe"), "{reason}: {error}");
+            assert!(parse_header_allowance(&format!("drop_column {reason}")).is_err(), "{reason}");
+        }
+        for reason in ["testing", "a < b, so no rows", "unused since v42", "dropped in v42 (ticket #12)"] {
+            assert!(parse_allowances(&format!("drop_column: {reason}")).is_ok(), "{reason}");
+        }
         assert!(parse_header_allowance("drop_column").is_err());
     }
 
