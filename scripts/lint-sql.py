@@ -26,7 +26,9 @@ Exemptions, for SQL that is the user's own or resolved at CREATE EXTENSION time:
         `-- sql-lint: off (<reason>)` up to `-- sql-lint: on` exempts a block.
 Test modules (#[cfg(test)] / pg_test) are not scanned.
 
-Usage: scripts/lint-sql.py [ROOT]   (exit status 1 when something is found)
+Upgrade scripts (sql/pg_migrate--A--B.sql) are scanned like src/**/*.sql.
+
+Usage: scripts/lint-sql.py [--fix] [ROOT]   (exit status 1 when something is found)
 """
 import os
 import re
@@ -65,15 +67,19 @@ TYPED_LITERAL_TYPES = {"text", "int8", "int4", "int2", "oid", "regclass", "regty
 SQL_START = re.compile(
     r"^(\s*--[^\n]*\n)*\s*(SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|ALTER|DROP|SET|DO|CALL|COMMENT|GRANT|"
     r"REVOKE|LOCK|EXPLAIN|VALUES|TABLE|ANALYZE|PERFORM)\b")
+# --fix rewrites these; arithmetic needs parentheses by hand (OPERATOR() has one precedence).
+COMPARISONS = {"=", "<>", "!=", "<", ">", "<=", ">=", "~", "!~"}
+CAST_FIX = {"int8": "bigint", "int4": "integer", "int2": "smallint", "float8": "double precision",
+            "float4": "real", "bool": "boolean"}
 OP_CHARS = set("+-*/<>=~!@#%^&|`?")
 ALLOW = re.compile(r"sql-lint:\s*allow\(")
 
 
 class Token:
-    __slots__ = ("kind", "text", "line")
+    __slots__ = ("kind", "text", "line", "pos")
 
-    def __init__(self, kind, text, line):
-        self.kind, self.text, self.line = kind, text, line
+    def __init__(self, kind, text, line, pos=0):
+        self.kind, self.text, self.line, self.pos = kind, text, line, pos
 
     @property
     def low(self):
@@ -83,7 +89,13 @@ class Token:
 def tokenize(sql):
     """SQL tokens; dollar-quoted bodies are tokenized too (PL/pgSQL is SQL for us)."""
     tokens, i, line, n = [], 0, 1, len(sql)
+    class _Tokens(list):
+        def append(self, t):
+            t.pos = start
+            super().append(t)
+    tokens = _Tokens()
     while i < n:
+        start = i
         c = sql[i]
         if c == "\n":
             line += 1
@@ -207,22 +219,23 @@ def lint_sql(sql):
                         and a.low not in KEYWORD_TYPES and a.low not in ("constant",):
                     if tok(k - 2).text != ".":
                         problems.append((a.line, f"PL/pgSQL variable of type {a.text}: "
-                                                 f"write pg_catalog.{a.text}"))
+                                                 f"write pg_catalog.{a.text}",
+                                         (a.pos, 0, "pg_catalog.")))
         qualified = prev.text == "."
         if t.kind == "ident" and nxt.text == "(" and not qualified:
             low = t.low
             if low == "operator":
                 pass  # OPERATOR(schema.op): checked by the operator rule
             elif low == "in":
-                if prev.low not in ("for", "foreach") and tok(k - 2).low not in ("for", "foreach"):
+                if prev.low not in ("for", "foreach", "tag") and tok(k - 2).low not in ("for", "foreach"):
                     problems.append((t.line, "IN (...) looks up = through search_path: "
-                                             "write OPERATOR(pg_catalog.=) ANY (...)"))
+                                             "write OPERATOR(pg_catalog.=) ANY (...)", None))
             elif low == "nullif":
                 problems.append((t.line, "NULLIF looks up = through search_path: "
-                                         "write CASE WHEN a OPERATOR(pg_catalog.=) b ..."))
+                                         "write CASE WHEN a OPERATOR(pg_catalog.=) b ...", None))
             elif low == "using" and prev.low not in ("btree", "hash", "gin", "gist", "brin"):
                 problems.append((t.line, "JOIN .. USING (...) looks up = through search_path: "
-                                         "write ON with OPERATOR(pg_catalog.=)"))
+                                         "write ON with OPERATOR(pg_catalog.=)", None))
             elif low in GRAMMAR_PARENS:
                 pass
             elif prev.low in DEFINING_WORDS or prev.text == ")" or prev.kind in ("qident",):
@@ -236,30 +249,31 @@ def lint_sql(sql):
                 pass  # "tablename (", a column definition "name type(...)" etc.
             else:
                 problems.append((t.line, f"unqualified function {t.text}(): "
-                                         f"write pg_catalog.{t.text}()"))
+                                         f"write pg_catalog.{t.text}()", (t.pos, 0, "pg_catalog.")))
         if t.kind == "ident" and not qualified:
             low = t.low
             if low in ("like", "ilike", "similar", "between"):
                 problems.append((t.line, f"{t.text.upper()} looks up an operator through "
-                                         "search_path: use OPERATOR(pg_catalog....)"))
+                                         "search_path: use OPERATOR(pg_catalog....)", None))
             elif low == "distinct" and prev.low in ("is", "not") and nxt.low == "from":
-                problems.append((t.line, "IS DISTINCT FROM looks up = through search_path"))
+                problems.append((t.line, "IS DISTINCT FROM looks up = through search_path", None))
             elif low == "natural":
-                problems.append((t.line, "NATURAL JOIN looks up = through search_path"))
+                problems.append((t.line, "NATURAL JOIN looks up = through search_path", None))
             elif low == "case" and nxt.low != "when" and nxt.kind != "none" and nxt.text != ";":
                 if not (nxt.low in ("end",)):
                     problems.append((t.line, "simple CASE x WHEN looks up = through "
-                                             "search_path: write CASE WHEN x OPERATOR(...)"))
-            elif low.startswith("pg_") and low not in ("pg_catalog", "pg_temp", "pg_toast") \
-                    and nxt.text != "(" and prev.kind != "str":
+                                             "search_path: write CASE WHEN x OPERATOR(...)", None))
+            elif low.startswith("pg_") and t.text == low and low not in ("pg_catalog", "pg_temp", "pg_toast") \
+                    and nxt.text not in ("(", ".") and prev.kind != "str":
                 problems.append((t.line, f"unqualified catalog relation {t.text}: "
-                                         f"write pg_catalog.{t.text}"))
+                                         f"write pg_catalog.{t.text}", (t.pos, 0, "pg_catalog.")))
             elif low in TYPED_LITERAL_TYPES and nxt.kind == "str" and prev.text != "::":
                 problems.append((t.line, f"typed literal of type {t.text}: "
-                                         f"write pg_catalog.{t.text} '...'"))
+                                         f"write pg_catalog.{t.text} '...'", (t.pos, 0, "pg_catalog.")))
         if t.kind == "cast":
             if nxt.kind == "ident" and tok(k + 2).text != "." and nxt.low not in KEYWORD_TYPES:
-                problems.append((t.line, f"cast to {nxt.text}: write ::pg_catalog.{nxt.text}"))
+                problems.append((t.line, f"cast to {nxt.text}: write ::pg_catalog.{nxt.text}",
+                                 (nxt.pos, len(nxt.text), CAST_FIX.get(nxt.low, "pg_catalog." + nxt.text))))
         if t.kind == "ident" and t.low == "as" and not qualified:
             # CAST(x AS type)
             open_ = None
@@ -274,7 +288,7 @@ def lint_sql(sql):
                     d -= 1
             if open_ is not None and tok(open_ - 1).low == "cast" and nxt.kind == "ident" \
                     and tok(k + 2).text != "." and nxt.low not in KEYWORD_TYPES:
-                problems.append((t.line, f"CAST(.. AS {nxt.text}): write pg_catalog.{nxt.text}"))
+                problems.append((t.line, f"CAST(.. AS {nxt.text}): write pg_catalog.{nxt.text}", None))
         if t.kind == "op":
             op = t.text
             if prev.low == "operator" or (prev.text == "." and tok(k - 2).low == "pg_catalog"
@@ -294,7 +308,8 @@ def lint_sql(sql):
                                                     or prev.low in ("select", "then", "else",
                                                                     "return", "when")):
                 continue  # a negative literal: the minus is folded into the constant
-            problems.append((t.line, f"unqualified operator {op}: write OPERATOR(pg_catalog.{op})"))
+            fix = (t.pos, len(op), f"OPERATOR(pg_catalog.{op})") if op in COMPARISONS else None
+            problems.append((t.line, f"unqualified operator {op}: write OPERATOR(pg_catalog.{op})", fix))
     return problems
 
 
@@ -328,7 +343,7 @@ def rust_literals(text):
             start = i + 2 + len(hashes)
             end = text.find('"' + hashes, start)
             end = n if end < 0 else end
-            out.append((line, text[start:end], exempt(line)))
+            out.append((line, text[start:end], exempt(line), start))
             line += text.count("\n", i, end)
             i = end + 1 + len(hashes)
         elif c == "b" and text.startswith('b"', i):
@@ -349,7 +364,7 @@ def rust_literals(text):
                     continue
                 buf.append(text[j])
                 j += 1
-            out.append((line, "".join(buf), exempt(line)))
+            out.append((line, "".join(buf), exempt(line), None if "\\" in text[i + 1:j] else i + 1))
             line += text.count("\n", i, j)
             i = j + 1
         elif c == "'":
@@ -376,31 +391,50 @@ def sql_file_text(text):
 
 
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..")
+    args = [a for a in sys.argv[1:] if a != "--fix"]
+    fix = "--fix" in sys.argv[1:]
+    root = args[0] if args else os.path.join(os.path.dirname(__file__), "..")
     src = os.path.join(root, "src")
     found = 0
-    for dirpath, _, files in sorted(os.walk(src)):
-        for name in sorted(files):
-            path = os.path.join(dirpath, name)
+    paths = [os.path.join(d, f) for d, _, files in sorted(os.walk(src)) for f in sorted(files)]
+    # Upgrade scripts repeat the objects' SQL (install scripts of released versions are frozen).
+    sql_dir = os.path.join(root, "sql")
+    if os.path.isdir(sql_dir):
+        paths += [os.path.join(sql_dir, f) for f in sorted(os.listdir(sql_dir)) if f.count("--") == 2]
+    for path in paths:
+            name = os.path.basename(path)
             rel = os.path.relpath(path, root)
             if name == "tests.rs":
                 continue
             with open(path, encoding="utf-8") as f:
                 text = f.read()
+            edits = []
             if name.endswith(".rs"):
-                for line, lit, exempt in rust_literals(text):
+                for line, lit, exempt, offset in rust_literals(text):
                     if exempt or not SQL_START.match(lit):
                         continue
-                    for l, msg in lint_sql(lit):
+                    for l, msg, edit in lint_sql(lit):
+                        if fix and edit and offset is not None:
+                            edits.append((offset + edit[0], edit[1], edit[2]))
+                            continue
                         print(f"{rel}:{line + l - 1}: {msg}")
                         found += 1
             elif name.endswith(".sql"):
-                for l, msg in lint_sql(sql_file_text(text)):
+                for l, msg, edit in lint_sql(sql_file_text(text)):
+                    if fix and edit:
+                        edits.append(edit)
+                        continue
                     print(f"{rel}:{l}: {msg}")
                     found += 1
+            if edits:
+                for pos, length, new in sorted(set(edits), reverse=True):
+                    text = text[:pos] + new + text[pos + length:]
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+                print(f"{rel}: {len(edits)} fix(es) applied")
     if found:
         print(f"lint-sql: {found} search_path-dependent name(s) in pg_migrate's own SQL "
-              "(see scripts/lint-sql.py)", file=sys.stderr)
+              "(see scripts/lint-sql.py; --fix rewrites the simple ones)", file=sys.stderr)
         return 1
     print("lint-sql: ok")
     return 0
