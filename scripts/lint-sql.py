@@ -201,8 +201,8 @@ def lint_sql(sql):
                 set_depth = depth  # SET a = b, GET DIAGNOSTICS x = ITEM, RAISE .. USING k = v
             if low == "raise":
                 raise_seen = True
-            elif low in ("where", "from", "returning", "on", "language", "as", "begin",
-                         "loop", "then", "select") and set_depth is not None and depth == set_depth:
+            elif low in ("where", "from", "returning", "language", "as") \
+                    and set_depth is not None and depth == set_depth:
                 set_depth = None
             if low == "declare":
                 in_declare = True
@@ -300,9 +300,14 @@ def lint_sql(sql):
             if op == "*" and (prev.text in ("(", ",", ".") or prev.low in ("select", "returning")
                               or prev.kind == "none"):
                 continue  # SELECT *, count(*), t.*
-            if op == "=" and set_depth is not None and depth == set_depth and \
-                    (prev.kind in ("ident", "qident", "placeholder") or prev.text == ")"):
-                continue  # an assignment in SET
+            before = tok(k - 2)
+            if op == "=" and set_depth is not None and depth == set_depth and (
+                    (prev.kind in ("ident", "qident", "placeholder")
+                     and (before.low in ("set", "diagnostics", "using", "local", "session")
+                          or before.text == ","
+                          or (before.text == "." and tok(k - 4).low in ("set", ",", "local", "session"))))
+                    or prev.text == ")"):
+                continue  # an assignment: SET a = .., SET x.y = .., GET DIAGNOSTICS v = ..
             if op == "-" and nxt.kind == "num" and (prev.kind in ("op", "none", "assign", "cast")
                                                     or prev.text in ("(", ",", "[")
                                                     or prev.low in ("select", "then", "else",
@@ -390,7 +395,41 @@ def sql_file_text(text):
     return "\n".join(out)
 
 
+# (SQL, how many findings): the lint's own check, run first by main().
+SELF_TEST = [
+    ("SELECT started_us * interval '1 microsecond' FROM s", 1),
+    ("SELECT format('%s', x), left(q, 200), now() FROM t", 3),
+    ("SELECT * FROM unnest($1::text[]) AS s(a)", 2),
+    ("SELECT count(*) FROM pg_locks WHERE pid <> pg_backend_pid()", 4),
+    ("SELECT a FROM t WHERE a IN ('x', 'y') AND b LIKE 'z%' AND c IS DISTINCT FROM d", 3),
+    ("SELECT NULLIF(a, 0), CASE a WHEN 1 THEN 2 END, timestamptz '2000-01-01', CAST(a AS int8)", 4),
+    ("UPDATE t SET a = CASE WHEN b = 1 THEN 2 END, c = c + 1 WHERE d = 2", 3),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ DECLARE v text; BEGIN "
+     "IF v = 'x' THEN PERFORM 1; END IF; END $$", 2),
+    # Clean: qualified, assignments, grammar that resolves in pg_catalog.
+    ("SELECT pg_catalog.format('%s', x), a OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]), "
+     "coalesce(a, b), greatest(a, 1), extract(epoch FROM x), count_me.x, -1, t.*, $1::bigint, "
+     "interval '1 ms' FROM pg_catalog.pg_locks", 0),
+    ("UPDATE migrate.t SET a = $1, b.c = 2 WHERE x OPERATOR(pg_catalog.=) 1", 0),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog AS $$ "
+     "DECLARE m pg_catalog.text; BEGIN GET STACKED DIAGNOSTICS m = MESSAGE_TEXT; "
+     "RAISE EXCEPTION USING ERRCODE = 'x', MESSAGE = m; m := 'y'; END $$", 0),
+]
+
+
+def self_test():
+    failed = 0
+    for sql, expected in SELF_TEST:
+        got = lint_sql(sql)
+        if len(got) != expected:
+            print(f"lint-sql self-test: {expected} expected, {len(got)} found in: {sql}\n  {got}")
+            failed += 1
+    return failed
+
+
 def main():
+    if self_test():
+        return 2
     args = [a for a in sys.argv[1:] if a != "--fix"]
     fix = "--fix" in sys.argv[1:]
     root = args[0] if args else os.path.join(os.path.dirname(__file__), "..")

@@ -587,8 +587,8 @@ fn backfill_batch(job_id: i64) -> i32 {
                     SET last_key = coalesce($2, last_key), rows_done = rows_done OPERATOR(pg_catalog.+) $3, rows_scanned = rows_scanned OPERATOR(pg_catalog.+) $4,
                         batches = batches OPERATOR(pg_catalog.+) 1, retries = retries OPERATOR(pg_catalog.+) $5, batch_size = $6,
                         status = CASE WHEN $7 THEN 'done' ELSE status END,
-                        finished_at OPERATOR(pg_catalog.=) CASE WHEN $7 THEN pg_catalog.clock_timestamp() END,
-                        updated_at OPERATOR(pg_catalog.=) pg_catalog.clock_timestamp()
+                        finished_at = CASE WHEN $7 THEN pg_catalog.clock_timestamp() END,
+                        updated_at = pg_catalog.clock_timestamp()
                   WHERE job_id OPERATOR(pg_catalog.=) $1",
                 None,
                 &[
