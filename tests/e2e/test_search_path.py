@@ -12,6 +12,8 @@ records itself and tries ALTER ROLE owner SUPERUSER.
 Then a superuser runs every command, the psql plan, the offline script, a migration-lock
 wait, the guard on DDL while another session holds a lock, and backfills, once under the
 default path and once under search_path = public, pg_catalog. Nothing planted may run.
+Planted before CREATE EXTENSION, the objects also meet the extension's own SQL
+objects as they are created (a view is bound to operators once, at creation).
 The user's own revision SQL runs under the caller's path by design, so the revisions here
 use no operator or function at all.
 """
@@ -211,15 +213,19 @@ def clean(dbname, **kwargs):
     return conn
 
 
-@pytest.fixture
-def owned_db():
-    """A database owned by a NOSUPERUSER role, planted in public before CREATE EXTENSION."""
+@pytest.fixture(params=["planted_before_extension", "planted_after_extension"])
+def owned_db(request):
+    """A database owned by a NOSUPERUSER role that plants look-alikes in public, before
+    CREATE EXTENSION (so the extension's own objects are created among them) or after."""
+    before = request.param == "planted_before_extension"
     owner = f"pgm_owner_{unique_name()}"
     name = f"e2e_sp_{os.getpid()}_{unique_name()}"
     with clean("postgres") as admin:
         admin.execute(f'CREATE ROLE "{owner}" NOSUPERUSER LOGIN')
         admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
     with clean(name) as conn:
+        if not before:
+            conn.execute("CREATE EXTENSION pg_migrate SCHEMA public")
         conn.execute(f'SET ROLE "{owner}"')
         plant = PLANT.replace("__OWNER__", owner) \
             .replace("__TYPES__", ", ".join("'" + t + "'" for t in TYPES)) \
@@ -230,7 +236,8 @@ def owned_db():
         ops = conn.execute("SELECT pg_catalog.count(*) FROM pg_catalog.pg_operator "
                            "WHERE oprnamespace = 'public'::pg_catalog.regnamespace").fetchone()[0]
         conn.execute("RESET ROLE")
-        conn.execute("CREATE EXTENSION pg_migrate SCHEMA public")
+        if before:
+            conn.execute("CREATE EXTENSION pg_migrate SCHEMA public")
         conn.execute("CREATE TABLE public.bf (id bigint PRIMARY KEY, v text)")
         conn.execute("INSERT INTO public.bf SELECT g, NULL FROM pg_catalog.generate_series(1, 60) g")
     assert planted > 500 and ops > 500, (planted, ops)
