@@ -15,7 +15,7 @@ default path and once under search_path = public, pg_catalog. Nothing planted ma
 Planted before CREATE EXTENSION, the objects also meet the extension's own SQL
 objects as they are created (a view is bound to operators once, at creation).
 The user's own revision SQL runs under the caller's path by design, so the revisions here
-use no operator or function at all.
+use no operator or function at all, and name their types through pg_catalog.
 """
 
 import os
@@ -185,15 +185,36 @@ BEGIN
     END LOOP;
 END
 $do$;
+
+-- Types by the names of pg_catalog's non-keyword types: under a path with public
+-- first, x::text would mean public.text, whose check runs a function.
+CREATE FUNCTION public.pgm_check(value anyelement) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM public.pgm_hit('a cast to the domain ' || pg_typeof(value)::text);
+    RETURN true;
+END
+$$;
+DO $do$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['text', 'int8', 'int4', 'int2', 'oid', 'regclass', 'regtype', 'name',
+                             'timestamptz', 'bool', 'float8', 'xid8', 'jsonb', 'date', 'numeric']
+    LOOP
+        EXECUTE format('CREATE DOMAIN public.%I AS pg_catalog.%I CHECK (public.pgm_check(VALUE))', t, t);
+    END LOOP;
+END
+$do$;
 """
 
 REVS = {
-    "r1": revision("ad0000000001", "CREATE TABLE items (id bigint PRIMARY KEY, v text);\n"
+    "r1": revision("ad0000000001", "CREATE TABLE items (id bigint PRIMARY KEY, v pg_catalog.text);\n"
                                    "INSERT INTO items VALUES (1, 'a'), (2, 'b');", "DROP TABLE items;",
                    extra="-- Allow: drop_table test data only"),
     "r2": revision("ad0000000002", "CREATE INDEX CONCURRENTLY items_v ON items (v);",
                    "DROP INDEX CONCURRENTLY items_v;", revises="ad0000000001", transactional=False),
-    "r3": revision("ad0000000003", "ALTER TABLE items ADD COLUMN w text;", "ALTER TABLE items DROP COLUMN w;",
+    "r3": revision("ad0000000003", "ALTER TABLE items ADD COLUMN w pg_catalog.text;", "ALTER TABLE items DROP COLUMN w;",
                    revises="ad0000000002", extra="-- Allow: drop_column test data only"),
 }
 # Loaded from a directory: a second branch off r1.
@@ -315,7 +336,7 @@ def test_nothing_planted_in_public_runs(owned_db, path):
                 "SELECT * FROM migrate_history()", "SELECT * FROM migrate_current()",
                 "SELECT * FROM migrate_show('ad0000000001')", "SELECT * FROM migrate_verify()",
                 "SELECT * FROM migrate_review('head')", "SELECT * FROM migrate_plan('head')",
-                "SELECT * FROM migrate_guard_check('ALTER TABLE bf ADD COLUMN z text NOT NULL; DROP TABLE bf')",
+                "SELECT * FROM migrate_guard_check('ALTER TABLE bf ADD COLUMN z pg_catalog.text NOT NULL; DROP TABLE bf')",
                 "SELECT * FROM migrate_test_roundtrip()"]:
         conn.execute(sql).fetchall()
 
@@ -350,10 +371,10 @@ def test_nothing_planted_in_public_runs(owned_db, path):
     reader.execute("SELECT * FROM public.items").fetchall()
     conn.execute("SET pg_migrate.guard_lock_queue_age = '200ms'")
     time.sleep(0.4)
-    expect_error(conn, "ALTER TABLE items ADD COLUMN note text", "MG011")
+    expect_error(conn, "ALTER TABLE items ADD COLUMN note pg_catalog.text", "MG011")
     reader.rollback()
     conn.execute("RESET pg_migrate.guard_lock_queue_age")
-    conn.execute("ALTER TABLE items ADD COLUMN note text")
+    conn.execute("ALTER TABLE items ADD COLUMN note pg_catalog.text")
 
     # Backfills, their status view, SET NOT NULL.
     conn.execute("CALL migrate_backfill('bf', 'v = ''x''', batch_size => 10)")
