@@ -12,6 +12,9 @@ SUDO_FLAG=""
 
 say() { printf '\n==> %s\n' "$*"; }
 
+say "lint: pg_migrate's own SQL is immune to the caller's search_path"
+python3 scripts/lint-sql.py
+
 say "unit and #[pg_test] tests (cargo pgrx test)"
 pgdata="$ROOT/target/pgrx-test-data"
 # cargo pgrx test installs into the system's PostgreSQL and always uses port

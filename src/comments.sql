@@ -9,9 +9,9 @@
 -- same block.
 DO $describe$
 DECLARE
-    home regnamespace := (SELECT e.extnamespace FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_migrate');
-    item record;
-    fn record;
+    home regnamespace := (SELECT e.extnamespace FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_migrate');
+    item pg_catalog.record;
+    fn pg_catalog.record;
     described integer;
 BEGIN
     FOR item IN SELECT * FROM (VALUES
@@ -77,7 +77,7 @@ BEGIN
                    END
         LOOP
             EXECUTE pg_catalog.format('COMMENT ON %s %s IS %L',
-                                      CASE fn.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+                                      CASE WHEN fn.prokind OPERATOR(pg_catalog.=) 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
                                       fn.signature, item.description);
             described := described OPERATOR(pg_catalog.+) 1;
         END LOOP;

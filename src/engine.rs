@@ -91,16 +91,17 @@ fn lock_holder(client: &SpiClient<'_>) -> String {
     let row = client
         .select(
             "SELECT l.pid,
-                    format('pid %s (role %s, transaction open since %s, query: %s)',
-                           l.pid, a.usename, a.xact_start::timestamp(0),
-                           left(a.query, 200))
+                    pg_catalog.format('pid %s (role %s, transaction open since %s, query: %s)',
+                                      l.pid, a.usename, a.xact_start::timestamp(0),
+                                      pg_catalog.left(a.query, 200))
                FROM pg_catalog.pg_locks l
-               LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-              WHERE l.locktype = 'advisory' AND l.granted
-                AND l.database = (SELECT oid FROM pg_catalog.pg_database
-                                   WHERE datname = pg_catalog.current_database())
-                AND l.classid::int8 = $1 AND l.objid::int8 = $2 AND l.objsubid = 1
-                AND l.pid <> pg_catalog.pg_backend_pid()
+               LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
+              WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted
+                AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database
+                                   WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+                AND l.classid::bigint OPERATOR(pg_catalog.=) $1 AND l.objid::bigint OPERATOR(pg_catalog.=) $2
+                AND l.objsubid OPERATOR(pg_catalog.=) 1
+                AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
               LIMIT 1",
             None,
             &[classid.into(), objid.into()],

@@ -20,7 +20,7 @@ CREATE TABLE migrate.revisions (
     allow          text[] NOT NULL DEFAULT '{}',
     source_file    text,
     source         text NOT NULL,
-    loaded_at      timestamptz NOT NULL DEFAULT now(),
+    loaded_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     loaded_by      text NOT NULL DEFAULT current_user
 );
 COMMENT ON TABLE migrate.revisions IS 'Loaded revision definitions (one per migration file)';
@@ -33,7 +33,7 @@ CREATE TABLE migrate.applied (
     applied_at  timestamptz NOT NULL,
     applied_by  text NOT NULL,
     duration    interval,
-    method      text NOT NULL CHECK (method IN ('function', 'plan', 'sql', 'stamp'))
+    method      text NOT NULL CHECK (method IN ('function', 'plan', 'sql', 'stamp'))  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
 );
 COMMENT ON TABLE migrate.applied IS 'Applied revisions, with the checksum of the text that ran';
 COMMENT ON COLUMN migrate.applied.duration IS 'NULL when stamped: no SQL ran';
@@ -41,8 +41,8 @@ COMMENT ON COLUMN migrate.applied.duration IS 'NULL when stamped: no SQL ran';
 -- Append-only audit log.
 CREATE TABLE migrate.events (
     event_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    occurred_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
-    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'update')),
+    occurred_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'update')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
     revision_id  text,
     checksum     text,
     duration     interval,
@@ -50,8 +50,8 @@ CREATE TABLE migrate.events (
     detail       text,
     performed_by text NOT NULL DEFAULT current_user,
     session_role text NOT NULL DEFAULT session_user,
-    backend_pid  integer NOT NULL DEFAULT pg_backend_pid(),
-    xid          xid8 DEFAULT pg_current_xact_id()
+    backend_pid  integer NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
+    xid          xid8 DEFAULT pg_catalog.pg_current_xact_id()
 );
 COMMENT ON TABLE migrate.events IS 'Append-only log of every upgrade, downgrade, stamp and load';
 COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, or update (of the extension itself; detail names the versions)';
@@ -89,9 +89,9 @@ CREATE TABLE migrate.backfills (
     where_condition   text,
     key_columns       text[] NOT NULL,
     key_types         text[] NOT NULL,
-    batch_size        integer NOT NULL CHECK (batch_size > 0),
+    batch_size        integer NOT NULL CHECK (batch_size OPERATOR(pg_catalog.>) 0),
     -- Rows a batch should update; batch_size (keys walked) grows past it on sparse tables.
-    rows_per_batch    integer CHECK (rows_per_batch > 0),
+    rows_per_batch    integer CHECK (rows_per_batch OPERATOR(pg_catalog.>) 0),
     pause_ms          integer NOT NULL DEFAULT 0,
     target_batch_ms   integer,
     max_replication_lag_ms integer,
@@ -106,11 +106,11 @@ CREATE TABLE migrate.backfills (
     lag_waits         bigint NOT NULL DEFAULT 0,
     estimated_total   bigint,
     status            text NOT NULL DEFAULT 'running'
-                      CHECK (status IN ('running', 'paused', 'done', 'failed', 'cancelled')),
-    started_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
-    resumed_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+                      CHECK (status IN ('running', 'paused', 'done', 'failed', 'cancelled')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
+    started_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    resumed_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     scanned_at_resume bigint NOT NULL DEFAULT 0,
-    updated_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     finished_at       timestamptz,
     last_error        text,
     last_sqlstate     text,
@@ -125,17 +125,17 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('mi
 -- Acknowledged dangerous operations (pg_migrate.allow or a revision's "-- Allow:" line).
 CREATE TABLE migrate.guard_log (
     log_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    logged_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    logged_at    timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     performed_by text NOT NULL,
     session_role text NOT NULL,
-    backend_pid  integer NOT NULL DEFAULT pg_backend_pid(),
+    backend_pid  integer NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
     rule         text NOT NULL,
     sqlstate     text NOT NULL,
     message      text NOT NULL,
     statement    text,
     reason       text NOT NULL,
     revision_id  text,
-    source       text NOT NULL CHECK (source IN ('setting', 'revision'))
+    source       text NOT NULL CHECK (source IN ('setting', 'revision'))  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
 );
 COMMENT ON TABLE migrate.guard_log IS 'Every dangerous operation the guard let through because it was acknowledged';
 CREATE TRIGGER guard_log_append_only BEFORE UPDATE OR DELETE ON migrate.guard_log

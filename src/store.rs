@@ -1,5 +1,6 @@
-//! Reads and writes of pg_migrate's own tables in schema `migrate`. All names are
-//! schema-qualified because some callers run with the user's search_path.
+//! Reads and writes of pg_migrate's own tables in schema `migrate`. Every name is
+//! schema-qualified, operators too (OPERATOR(pg_catalog.=)): some callers run with the
+//! user's search_path, and public may hold look-alikes (scripts/lint-sql.py checks).
 
 use std::collections::{HashMap, HashSet};
 
@@ -96,7 +97,7 @@ pub fn bodies(client: &SpiClient<'_>, ids: &[String]) -> HashMap<String, Body> {
     let rows = client
         .select(
             "SELECT revision_id, upgrade_sql, downgrade_sql, upgrade_line, downgrade_line, allow
-               FROM migrate.revisions WHERE revision_id = ANY($1)",
+               FROM migrate.revisions WHERE revision_id OPERATOR(pg_catalog.=) ANY($1)",
             None,
             &[ids.to_vec().into()],
         )
@@ -175,7 +176,7 @@ pub fn save_definition(
                  upgrade_sql = EXCLUDED.upgrade_sql, downgrade_sql = EXCLUDED.downgrade_sql,
                  upgrade_line = EXCLUDED.upgrade_line, downgrade_line = EXCLUDED.downgrade_line,
                  checksum = EXCLUDED.checksum, source_file = EXCLUDED.source_file,
-                 source = EXCLUDED.source, allow = EXCLUDED.allow, loaded_at = now(), loaded_by = current_user",
+                 source = EXCLUDED.source, allow = EXCLUDED.allow, loaded_at = pg_catalog.now(), loaded_by = current_user",
             None,
             &[
                 file.revision_id.clone().into(),
@@ -253,22 +254,29 @@ pub fn record_steps(client: &mut SpiClient<'_>, method: Method, steps: &[StepRec
     client
         .update(
             "WITH step AS (
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])
+                 SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),
+                                          pg_catalog.unnest($2::pg_catalog.text[]),
+                                          pg_catalog.unnest($3::pg_catalog.text[]),
+                                          pg_catalog.unnest($4::bigint[]),
+                                          pg_catalog.unnest($5::bigint[]))
                           AS s(revision_id, direction, checksum, started_us, duration_us)),
              removed AS (
                  DELETE FROM migrate.applied a USING step
-                  WHERE step.direction = 'downgrade' AND a.revision_id = step.revision_id),
+                  WHERE step.direction OPERATOR(pg_catalog.=) 'downgrade'
+                    AND a.revision_id OPERATOR(pg_catalog.=) step.revision_id),
              added AS (
                  INSERT INTO migrate.applied (revision_id, checksum, applied_at, applied_by, duration, method)
                  SELECT revision_id, checksum,
-                        timestamptz '2000-01-01 00:00:00+00' + started_us * interval '1 microsecond',
-                        current_user, duration_us * interval '1 microsecond', $6
-                   FROM step WHERE direction = 'upgrade')
+                        pg_catalog.timestamptz '2000-01-01 00:00:00+00'
+                            OPERATOR(pg_catalog.+) (started_us OPERATOR(pg_catalog.*) interval '1 microsecond'),
+                        current_user, duration_us OPERATOR(pg_catalog.*) interval '1 microsecond', $6
+                   FROM step WHERE direction OPERATOR(pg_catalog.=) 'upgrade')
              INSERT INTO migrate.events (occurred_at, action, revision_id, checksum, duration, method)
-             SELECT timestamptz '2000-01-01 00:00:00+00' + started_us * interval '1 microsecond',
+             SELECT pg_catalog.timestamptz '2000-01-01 00:00:00+00'
+                        OPERATOR(pg_catalog.+) (started_us OPERATOR(pg_catalog.*) interval '1 microsecond'),
                     CASE WHEN NOT $7 THEN direction
-                         WHEN direction = 'upgrade' THEN 'stamp' ELSE 'unstamp' END,
-                    revision_id, checksum, duration_us * interval '1 microsecond', $6
+                         WHEN direction OPERATOR(pg_catalog.=) 'upgrade' THEN 'stamp' ELSE 'unstamp' END,
+                    revision_id, checksum, duration_us OPERATOR(pg_catalog.*) interval '1 microsecond', $6
                FROM step",
             None,
             &[

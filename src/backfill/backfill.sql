@@ -1,7 +1,10 @@
 -- Batched backfills. The procedures are PL/pgSQL so they can COMMIT after every
 -- batch; each batch is one call of the Rust function migrate.backfill_batch().
 -- They cannot pin search_path (a procedure with SET cannot commit), so every
--- name inside is schema-qualified.
+-- name inside is schema-qualified, operators and variable types too: they run
+-- under the caller's path, and public may hold look-alikes (scripts/lint-sql.py).
+-- The view is resolved once, at CREATE EXTENSION, but a better-matching operator
+-- already in public (say *(numeric, bigint)) would be bound into it for good.
 
 CREATE VIEW migrate_backfill_status AS
 SELECT b.job_name,
@@ -10,22 +13,29 @@ SELECT b.job_name,
        b.rows_done,
        b.rows_scanned,
        b.estimated_total,
-       round(100.0 * b.rows_scanned / NULLIF(b.estimated_total, 0), 1) AS percent,
+       pg_catalog.round((100.0 OPERATOR(pg_catalog.*) b.rows_scanned) OPERATOR(pg_catalog./)
+                        CASE WHEN b.estimated_total OPERATOR(pg_catalog.=) 0 THEN NULL ELSE b.estimated_total END,
+                        1) AS percent,
        b.batch_size,
        b.batches,
        b.retries,
        b.lag_waits,
        r.rate AS keys_per_second,
-       CASE WHEN b.status = 'running' AND r.rate > 0 AND b.estimated_total > b.rows_scanned
-            THEN pg_catalog.make_interval(secs => round((b.estimated_total - b.rows_scanned) / r.rate))
+       CASE WHEN b.status OPERATOR(pg_catalog.=) 'running' AND r.rate OPERATOR(pg_catalog.>) 0
+                 AND b.estimated_total OPERATOR(pg_catalog.>) b.rows_scanned
+            THEN pg_catalog.make_interval(secs => pg_catalog.round(
+                     (b.estimated_total OPERATOR(pg_catalog.-) b.rows_scanned) OPERATOR(pg_catalog./) r.rate))
        END AS eta,
        b.started_at,
        b.updated_at,
        b.finished_at,
        b.last_error
   FROM migrate.backfills b,
-       LATERAL (SELECT round((b.rows_scanned - b.scanned_at_resume)
-                             / NULLIF(extract(epoch FROM b.updated_at - b.resumed_at), 0)) AS rate) r;
+       LATERAL (SELECT extract(epoch FROM b.updated_at OPERATOR(pg_catalog.-) b.resumed_at) AS seconds) s,
+       LATERAL (SELECT pg_catalog.round((b.rows_scanned OPERATOR(pg_catalog.-) b.scanned_at_resume)
+                                        OPERATOR(pg_catalog./)
+                                        CASE WHEN s.seconds OPERATOR(pg_catalog.=) 0 THEN NULL ELSE s.seconds END)
+                AS rate) r;
 COMMENT ON VIEW migrate_backfill_status IS 'Progress, rate and ETA of batched backfills';
 GRANT SELECT ON migrate_backfill_status TO PUBLIC;
 
@@ -39,9 +49,9 @@ BEGIN
     LOOP
         wait_ms := migrate.backfill_batch(job);
         COMMIT;
-        EXIT WHEN wait_ms < 0;
-        IF wait_ms > 0 THEN
-            PERFORM pg_catalog.pg_sleep(wait_ms / 1000.0);
+        EXIT WHEN wait_ms OPERATOR(pg_catalog.<) 0;
+        IF wait_ms OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_sleep(wait_ms OPERATOR(pg_catalog./) 1000.0);
             COMMIT;
         END IF;
     END LOOP;
@@ -67,7 +77,7 @@ DECLARE
     job bigint;
 BEGIN
     PERFORM migrate.backfill_check_context('migrate_backfill');
-    job := migrate.backfill_prepare(table_name::oid, set_expression, where_condition, job_name,
+    job := migrate.backfill_prepare(table_name::pg_catalog.oid, set_expression, where_condition, job_name,
                                     batch_size, pause_ms, target_batch_ms, max_replication_lag_ms,
                                     lock_timeout_ms, max_retries, notice_interval_ms);
     COMMIT;
@@ -95,16 +105,16 @@ $$;
 CREATE PROCEDURE migrate_set_not_null(table_name regclass, column_name name, lock_timeout_ms integer DEFAULT 1000)
 LANGUAGE plpgsql AS $$
 DECLARE
-    check_name name;
-    step text;
+    check_name pg_catalog.name;
+    step pg_catalog.text;
 BEGIN
     PERFORM migrate.backfill_check_context('migrate_set_not_null');
-    check_name := migrate.not_null_check_name(table_name::oid, column_name);
+    check_name := migrate.not_null_check_name(table_name::pg_catalog.oid, column_name);
     IF check_name IS NULL THEN
         RETURN;  -- already NOT NULL (a NOTICE said so)
     END IF;
     FOREACH step IN ARRAY ARRAY['add', 'validate', 'set'] LOOP
-        PERFORM migrate.set_not_null_step(table_name::oid, column_name, check_name, step, lock_timeout_ms);
+        PERFORM migrate.set_not_null_step(table_name::pg_catalog.oid, column_name, check_name, step, lock_timeout_ms);
         COMMIT;
     END LOOP;
 END

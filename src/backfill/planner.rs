@@ -24,10 +24,10 @@ fn key_param(keys: &[KeyColumn], param: usize) -> String {
     format!("({})", parts.join(", "))
 }
 
-/// `(a, b) > ($1[1]::int, $1[2]::uuid)`: row comparison keeps composite keys in
+/// `(a, b) OPERATOR(pg_catalog.>) ($1[1]::int, $1[2]::uuid)`: row comparison keeps composite keys in
 /// index order, so the primary-key index serves it as a range.
 fn after_key(keys: &[KeyColumn], param: usize) -> String {
-    format!("({}) > {}", key_list(keys), key_param(keys, param))
+    format!("({}) OPERATOR(pg_catalog.>) {}", key_list(keys), key_param(keys, param))
 }
 
 /// Keyset batches: `key > last ORDER BY key LIMIT n`. The first batch has no
@@ -37,10 +37,10 @@ fn after_key(keys: &[KeyColumn], param: usize) -> String {
 /// The key that ends this batch: `$1` = last key (text[], when `after`), then the
 /// batch size. No row means fewer keys than a batch remain.
 pub fn batch_end_sql(table: &str, keys: &[KeyColumn], after: bool) -> String {
-    let as_text: Vec<String> = keys.iter().map(|k| format!("{}::text", k.name)).collect();
+    let as_text: Vec<String> = keys.iter().map(|k| format!("{}::pg_catalog.text", k.name)).collect();
     let (filter, size) = if after { (format!(" WHERE {}", after_key(keys, 1)), "$2") } else { (String::new(), "$1") };
     format!(
-        "SELECT ARRAY[{}] FROM {table}{filter} ORDER BY {} OFFSET {size} - 1 LIMIT 1",
+        "SELECT ARRAY[{}] FROM {table}{filter} ORDER BY {} OFFSET ({size} OPERATOR(pg_catalog.-) 1) LIMIT 1",
         as_text.join(", "),
         key_list(keys)
     )
@@ -61,7 +61,7 @@ pub fn update_sql(
         predicates.push(after_key(keys, 1));
     }
     if end {
-        predicates.push(format!("({}) <= {}", key_list(keys), key_param(keys, if after { 2 } else { 1 })));
+        predicates.push(format!("({}) OPERATOR(pg_catalog.<=) {}", key_list(keys), key_param(keys, if after { 2 } else { 1 })));
     }
     if let Some(condition) = condition {
         predicates.push(format!("({condition})"));
@@ -73,9 +73,9 @@ pub fn update_sql(
 /// How many keys the final batch covered: `$1` = last key (when `after`).
 pub fn remaining_sql(table: &str, keys: &[KeyColumn], after: bool) -> String {
     if after {
-        format!("SELECT count(*) FROM {table} WHERE {}", after_key(keys, 1))
+        format!("SELECT pg_catalog.count(*) FROM {table} WHERE {}", after_key(keys, 1))
     } else {
-        format!("SELECT count(*) FROM {table}")
+        format!("SELECT pg_catalog.count(*) FROM {table}")
     }
 }
 
@@ -167,27 +167,27 @@ mod tests {
     fn composite_keys_use_row_comparison_in_index_order() {
         assert_eq!(
             batch_end_sql("public.orders", &keys(), true),
-            "SELECT ARRAY[tenant::text, \"Order Id\"::text] FROM public.orders \
-             WHERE (tenant, \"Order Id\") > ($1[1]::integer, $1[2]::uuid) \
-             ORDER BY tenant, \"Order Id\" OFFSET $2 - 1 LIMIT 1"
+            "SELECT ARRAY[tenant::pg_catalog.text, \"Order Id\"::pg_catalog.text] FROM public.orders \
+             WHERE (tenant, \"Order Id\") OPERATOR(pg_catalog.>) ($1[1]::integer, $1[2]::uuid) \
+             ORDER BY tenant, \"Order Id\" OFFSET ($2 OPERATOR(pg_catalog.-) 1) LIMIT 1"
         );
         assert_eq!(
             update_sql("public.orders", &keys(), "state = 'x'", Some("state IS NULL"), true, true),
             "UPDATE public.orders SET state = 'x' \
-             WHERE (tenant, \"Order Id\") > ($1[1]::integer, $1[2]::uuid) \
-             AND (tenant, \"Order Id\") <= ($2[1]::integer, $2[2]::uuid) AND (state IS NULL)"
+             WHERE (tenant, \"Order Id\") OPERATOR(pg_catalog.>) ($1[1]::integer, $1[2]::uuid) \
+             AND (tenant, \"Order Id\") OPERATOR(pg_catalog.<=) ($2[1]::integer, $2[2]::uuid) AND (state IS NULL)"
         );
     }
 
     #[test]
     fn first_and_last_batches_drop_the_missing_bound() {
         let one = vec![KeyColumn { name: "id".into(), type_sql: "bigint".into() }];
-        assert_eq!(batch_end_sql("t", &one, false), "SELECT ARRAY[id::text] FROM t ORDER BY id OFFSET $1 - 1 LIMIT 1");
-        assert_eq!(update_sql("t", &one, "n = n + 1", None, false, true), "UPDATE t SET n = n + 1 WHERE (id) <= ($1[1]::bigint)");
-        assert_eq!(update_sql("t", &one, "n = n + 1", None, true, false), "UPDATE t SET n = n + 1 WHERE (id) > ($1[1]::bigint)");
+        assert_eq!(batch_end_sql("t", &one, false), "SELECT ARRAY[id::pg_catalog.text] FROM t ORDER BY id OFFSET ($1 OPERATOR(pg_catalog.-) 1) LIMIT 1");
+        assert_eq!(update_sql("t", &one, "n = n + 1", None, false, true), "UPDATE t SET n = n + 1 WHERE (id) OPERATOR(pg_catalog.<=) ($1[1]::bigint)");
+        assert_eq!(update_sql("t", &one, "n = n + 1", None, true, false), "UPDATE t SET n = n + 1 WHERE (id) OPERATOR(pg_catalog.>) ($1[1]::bigint)");
         assert_eq!(update_sql("t", &one, "n = 1", Some("n IS NULL"), false, false), "UPDATE t SET n = 1 WHERE (n IS NULL)");
-        assert_eq!(remaining_sql("t", &one, true), "SELECT count(*) FROM t WHERE (id) > ($1[1]::bigint)");
-        assert_eq!(remaining_sql("t", &one, false), "SELECT count(*) FROM t");
+        assert_eq!(remaining_sql("t", &one, true), "SELECT pg_catalog.count(*) FROM t WHERE (id) OPERATOR(pg_catalog.>) ($1[1]::bigint)");
+        assert_eq!(remaining_sql("t", &one, false), "SELECT pg_catalog.count(*) FROM t");
     }
 
     #[test]

@@ -96,8 +96,8 @@ fn load_job(client: &mut SpiClient<'_>, job: i64) -> Job {
                     batch_size, pause_ms, target_batch_ms, max_replication_lag_ms, lock_timeout_ms,
                     max_retries, notice_interval_ms, last_key, rows_done, rows_scanned,
                     scanned_at_resume, estimated_total, status,
-                    extract(epoch FROM clock_timestamp() - resumed_at)::float8, rows_per_batch
-               FROM migrate.backfills WHERE job_id = $1 FOR UPDATE",
+                    extract(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) resumed_at)::double precision, rows_per_batch
+               FROM migrate.backfills WHERE job_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
             None,
             &[job.into()],
         )
@@ -200,8 +200,8 @@ fn primary_key(client: &SpiClient<'_>, table: pg_sys::Oid, table_name: &str) -> 
             "SELECT pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod)
                FROM pg_catalog.pg_index i
                CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-              WHERE i.indrelid = $1 AND i.indisprimary
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary
               ORDER BY k.position",
             None,
             &[table.into()],
@@ -286,12 +286,12 @@ fn backfill_prepare(
     Spi::connect_mut(|client| {
         let (table_name, relkind, estimate): (Option<String>, Option<String>, Option<i64>) = client
             .select(
-                "SELECT c.oid::regclass::text, c.relkind::text,
-                        CASE WHEN c.relkind = 'p'
-                             THEN (SELECT sum(greatest(p.reltuples, 0))::int8 FROM pg_catalog.pg_partition_tree(c.oid) t
-                                     JOIN pg_catalog.pg_class p ON p.oid = t.relid WHERE t.isleaf)
-                             WHEN c.reltuples >= 0 THEN c.reltuples::int8 END
-                   FROM pg_catalog.pg_class c WHERE c.oid = $1",
+                "SELECT c.oid::pg_catalog.regclass::pg_catalog.text, c.relkind::pg_catalog.text,
+                        CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'p'
+                             THEN (SELECT pg_catalog.sum(greatest(p.reltuples, 0))::bigint FROM pg_catalog.pg_partition_tree(c.oid) t
+                                     JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) t.relid WHERE t.isleaf)
+                             WHEN c.reltuples OPERATOR(pg_catalog.>=) 0 THEN c.reltuples::bigint END
+                   FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
                 None,
                 &[table.into()],
             )
@@ -311,8 +311,8 @@ fn backfill_prepare(
         let name = job_name.map(str::to_string).unwrap_or_else(|| default_job_name(&table_name, set_expression));
         let existing = client
             .update(
-                "SELECT job_id, table_oid = $2 AND set_expression = $3 AND where_condition IS NOT DISTINCT FROM $4,
-                        status FROM migrate.backfills WHERE job_name = $1 FOR UPDATE",
+                "SELECT job_id, table_oid OPERATOR(pg_catalog.=) $2 AND set_expression OPERATOR(pg_catalog.=) $3 AND coalesce(where_condition OPERATOR(pg_catalog.=) $4, where_condition IS NULL AND $4 IS NULL),
+                        status FROM migrate.backfills WHERE job_name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
                 None,
                 &[name.clone().into(), table.into(), set_expression.into(), where_condition.into()],
             )
@@ -379,9 +379,9 @@ fn resume(client: &mut SpiClient<'_>, id: i64, name: &str) -> i64 {
         .select(
             "SELECT b.status, b.run_by_pid,
                     EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
-                             WHERE a.pid = b.run_by_pid AND a.pid <> pg_catalog.pg_backend_pid()
-                               AND a.state = 'active')
-               FROM migrate.backfills b WHERE b.job_id = $1",
+                             WHERE a.pid OPERATOR(pg_catalog.=) b.run_by_pid AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+                               AND a.state OPERATOR(pg_catalog.=) 'active')
+               FROM migrate.backfills b WHERE b.job_id OPERATOR(pg_catalog.=) $1",
             None,
             &[id.into()],
         )
@@ -410,7 +410,7 @@ fn resume(client: &mut SpiClient<'_>, id: i64, name: &str) -> i64 {
                         SET status = 'running', run_by_pid = pg_catalog.pg_backend_pid(), last_error = NULL,
                             last_sqlstate = NULL, resumed_at = pg_catalog.clock_timestamp(),
                             scanned_at_resume = rows_scanned, finished_at = NULL
-                      WHERE job_id = $1",
+                      WHERE job_id OPERATOR(pg_catalog.=) $1",
                     None,
                     &[id.into()],
                 )
@@ -426,7 +426,7 @@ fn resume(client: &mut SpiClient<'_>, id: i64, name: &str) -> i64 {
 fn backfill_resume_prepare(job_name: &str) -> i64 {
     Spi::connect_mut(|client| {
         let id: Option<i64> = client
-            .update("SELECT job_id FROM migrate.backfills WHERE job_name = $1 FOR UPDATE", None, &[job_name.into()])
+            .update("SELECT job_id FROM migrate.backfills WHERE job_name OPERATOR(pg_catalog.=) $1 FOR UPDATE", None, &[job_name.into()])
             .and_then(|rows| if rows.is_empty() { Ok(None) } else { rows.first().get_one() })
             .or_raise("look up the job");
         let Some(id) = id else {
@@ -497,7 +497,7 @@ fn run_batch(client: &mut SpiClient<'_>, job: &Job) -> BatchOutcome {
 fn replication_lag_ms(client: &SpiClient<'_>) -> f64 {
     client
         .select(
-            "SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::float8 FROM pg_catalog.pg_stat_replication",
+            "SELECT coalesce(pg_catalog.max(extract(epoch FROM replay_lag) OPERATOR(pg_catalog.*) 1000), 0)::double precision FROM pg_catalog.pg_stat_replication",
             None,
             &[],
         )
@@ -527,8 +527,8 @@ fn backfill_batch(job_id: i64) -> i32 {
             if lag > f64::from(max_lag) {
                 client
                     .update(
-                        "UPDATE migrate.backfills SET lag_waits = lag_waits + 1, updated_at = pg_catalog.clock_timestamp()
-                          WHERE job_id = $1",
+                        "UPDATE migrate.backfills SET lag_waits = lag_waits OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.clock_timestamp()
+                          WHERE job_id OPERATOR(pg_catalog.=) $1",
                         None,
                         &[job_id.into()],
                     )
@@ -560,9 +560,9 @@ fn backfill_batch(job_id: i64) -> i32 {
                     client
                         .update(
                             "UPDATE migrate.backfills
-                                SET status = 'failed', last_error = $2, last_sqlstate = $3, retries = retries + $4,
+                                SET status = 'failed', last_error = $2, last_sqlstate = $3, retries = retries OPERATOR(pg_catalog.+) $4,
                                     updated_at = pg_catalog.clock_timestamp()
-                              WHERE job_id = $1",
+                              WHERE job_id OPERATOR(pg_catalog.=) $1",
                             None,
                             &[job_id.into(), failure.message.clone().into(), code.into(), i64::from(attempt).into()],
                         )
@@ -584,12 +584,12 @@ fn backfill_batch(job_id: i64) -> i32 {
         client
             .update(
                 "UPDATE migrate.backfills
-                    SET last_key = coalesce($2, last_key), rows_done = rows_done + $3, rows_scanned = rows_scanned + $4,
-                        batches = batches + 1, retries = retries + $5, batch_size = $6,
+                    SET last_key = coalesce($2, last_key), rows_done = rows_done OPERATOR(pg_catalog.+) $3, rows_scanned = rows_scanned OPERATOR(pg_catalog.+) $4,
+                        batches = batches OPERATOR(pg_catalog.+) 1, retries = retries OPERATOR(pg_catalog.+) $5, batch_size = $6,
                         status = CASE WHEN $7 THEN 'done' ELSE status END,
                         finished_at = CASE WHEN $7 THEN pg_catalog.clock_timestamp() END,
                         updated_at = pg_catalog.clock_timestamp()
-                  WHERE job_id = $1",
+                  WHERE job_id OPERATOR(pg_catalog.=) $1",
                 None,
                 &[
                     job_id.into(),
@@ -638,7 +638,7 @@ fn maybe_notice(job: &Job, text: impl FnOnce() -> String) {
 #[search_path(pg_catalog, pg_temp)]
 fn backfill_report(job_id: i64) {
     let row = Spi::get_three_with_args::<String, String, String>(
-        "SELECT job_name, last_error, last_sqlstate FROM migrate.backfills WHERE job_id = $1 AND status = 'failed'",
+        "SELECT job_name, last_error, last_sqlstate FROM migrate.backfills WHERE job_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'failed'",
         &[job_id.into()],
     );
     if let Ok((Some(name), Some(error), sqlstate_text)) = row {
@@ -659,7 +659,7 @@ fn set_status(job_name: &str, to: &str, from: &[&str]) -> String {
     let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
     let changed = Spi::get_one_with_args::<String>(
         "UPDATE migrate.backfills SET status = $2, updated_at = pg_catalog.clock_timestamp()
-          WHERE job_name = $1 AND status = ANY($3) RETURNING status",
+          WHERE job_name OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY($3) RETURNING status",
         &[job_name.into(), to.into(), from.into()],
     )
     .or_raise("change the job status");
@@ -667,7 +667,7 @@ fn set_status(job_name: &str, to: &str, from: &[&str]) -> String {
         return format!("backfill \"{job_name}\" {to}: the running procedure stops at its next batch");
     }
     let current = Spi::get_one_with_args::<String>(
-        "SELECT status FROM migrate.backfills WHERE job_name = $1",
+        "SELECT status FROM migrate.backfills WHERE job_name OPERATOR(pg_catalog.=) $1",
         &[job_name.into()],
     )
     .or_raise("read the job");
@@ -702,8 +702,8 @@ fn migrate_backfill_cancel(job_name: &str) -> String {
 #[search_path(pg_catalog, pg_temp)]
 fn not_null_check_name(table: pg_sys::Oid, column_name: &str) -> Option<String> {
     let (table_name, not_null) = Spi::get_two_with_args::<String, bool>(
-        "SELECT $1::regclass::text, a.attnotnull FROM pg_catalog.pg_attribute a
-          WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        "SELECT $1::pg_catalog.regclass::pg_catalog.text, a.attnotnull FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
         &[table.into(), column_name.into()],
     )
     .or_raise("read the column");
@@ -732,13 +732,13 @@ fn set_not_null_step(table: pg_sys::Oid, column_name: &str, check_name: &str, st
     let check = quote_identifier(check_name);
     Spi::connect_mut(|client| {
         let table_name: String = client
-            .select("SELECT $1::regclass::text", None, &[table.into()])
+            .select("SELECT $1::pg_catalog.regclass::pg_catalog.text", None, &[table.into()])
             .and_then(|rows| rows.first().get_one())
             .or_raise("read the table")
             .unwrap_or_default();
         let check_state: Option<bool> = client
             .select(
-                "SELECT convalidated FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND conname = $2",
+                "SELECT convalidated FROM pg_catalog.pg_constraint WHERE conrelid OPERATOR(pg_catalog.=) $1 AND conname OPERATOR(pg_catalog.=) $2",
                 None,
                 &[table.into(), check_name.into()],
             )

@@ -156,11 +156,13 @@ pub unsafe fn table_by_oid(oid: pg_sys::Oid) -> Option<Table> {
 /// schemas only) when `schema` is None.
 unsafe fn largest_table(schema: Option<&str>) -> Option<Table> {
     let oid = read_one::<pg_sys::Oid>(
-        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relkind = 'r'
-            AND CASE WHEN $1::text IS NULL
-                     THEN n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
-                     ELSE n.nspname = $1 END
+        "SELECT c.oid FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE c.relkind OPERATOR(pg_catalog.=) 'r'
+            AND CASE WHEN $1::pg_catalog.text IS NULL
+                     THEN n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[])
+                          AND n.nspname OPERATOR(pg_catalog.!~) '^pg_(toast|temp_)'
+                     ELSE n.nspname OPERATOR(pg_catalog.=) $1 END
           ORDER BY c.relpages DESC, c.reltuples DESC LIMIT 1",
         &[TEXT],
         &[schema.map(str::to_string).into()],
@@ -177,11 +179,11 @@ unsafe fn close(relation: pg_sys::Relation, facts: Option<Table>) -> Option<Tabl
 fn tree_size(oid: pg_sys::Oid) -> (i64, i64) {
     let (rows, bytes) = read_two::<i64, i64>(
         "WITH RECURSIVE tree(relid) AS (
-             SELECT $1::oid UNION ALL
-             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
-         SELECT coalesce(sum(greatest(p.reltuples, 0)), 0)::int8,
-                coalesce(sum(pg_catalog.pg_relation_size(tree.relid)), 0)::int8
-           FROM tree JOIN pg_catalog.pg_class p ON p.oid = tree.relid",
+             SELECT $1::pg_catalog.oid UNION ALL
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid)
+         SELECT coalesce(pg_catalog.sum(greatest(p.reltuples, 0)), 0)::bigint,
+                coalesce(pg_catalog.sum(pg_catalog.pg_relation_size(tree.relid)), 0)::bigint
+           FROM tree JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) tree.relid",
         &[OID],
         &[oid.into()],
     );
@@ -306,8 +308,9 @@ fn column_type(table: &Table, column: &str) -> String {
 fn has_validated_not_null_check(table: &Table, column: &str) -> bool {
     read_one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                         WHERE conrelid = $1 AND contype = 'c' AND convalidated
-                           AND pg_catalog.pg_get_constraintdef(oid) = pg_catalog.format('CHECK ((%I IS NOT NULL))', $2::text))",
+                         WHERE conrelid OPERATOR(pg_catalog.=) $1 AND contype OPERATOR(pg_catalog.=) 'c' AND convalidated
+                           AND pg_catalog.pg_get_constraintdef(oid)
+                               OPERATOR(pg_catalog.=) pg_catalog.format('CHECK ((%I IS NOT NULL))', $2::pg_catalog.text))",
         &[OID, TEXT],
         &[pg_sys::Oid::from(table.oid).into(), column.into()],
     )
@@ -389,8 +392,10 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
                     }
                     let parent = read_two::<pg_sys::Oid, String>(
                         "SELECT i.indrelid, pg_catalog.format('%I.%I', n.nspname, c.relname)
-                           FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-                           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE i.indexrelid = $1",
+                           FROM pg_catalog.pg_index i
+                           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+                           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                          WHERE i.indexrelid OPERATOR(pg_catalog.=) $1",
                         &[OID],
                         &[index.into()],
                     );
@@ -415,7 +420,11 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
             pg_sys::ReindexObjectType::REINDEX_OBJECT_TABLE => ("TABLE", table_of(range, script)),
             pg_sys::ReindexObjectType::REINDEX_OBJECT_INDEX => {
                 let index = pg_sys::RangeVarGetRelidExtended(range, pg_sys::NoLock as _, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut());
-                let table = read_one::<pg_sys::Oid>("SELECT indrelid FROM pg_catalog.pg_index WHERE indexrelid = $1", &[OID], &[index.into()])
+                let table = read_one::<pg_sys::Oid>(
+                    "SELECT indrelid FROM pg_catalog.pg_index WHERE indexrelid OPERATOR(pg_catalog.=) $1",
+                    &[OID],
+                    &[index.into()],
+                )
                     .and_then(|oid| table_by_oid(oid));
                 ("INDEX", table)
             }
@@ -524,12 +533,16 @@ pub fn blockers(table: &Table, level: LockLevel, min_age_ms: i64) -> Vec<super::
     let rows: Vec<(i32, String, i64, String, String)> = Spi::connect(|client| {
         client
             .select(
-                "SELECT l.pid, l.mode, (extract(epoch FROM now() - a.xact_start) * 1000)::int8,
-                        coalesce(a.query_start::timestamp(0)::text, ''), left(coalesce(a.query, ''), 200)
-                   FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-                  WHERE l.locktype = 'relation' AND l.relation = $1 AND l.granted
-                    AND l.pid <> pg_catalog.pg_backend_pid()
-                    AND a.xact_start < now() - $2 * interval '1 millisecond'",
+                "SELECT l.pid, l.mode,
+                        (extract(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) a.xact_start)
+                            OPERATOR(pg_catalog.*) 1000)::bigint,
+                        coalesce(a.query_start::timestamp(0)::pg_catalog.text, ''),
+                        pg_catalog.left(coalesce(a.query, ''), 200)
+                   FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
+                  WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.relation OPERATOR(pg_catalog.=) $1
+                    AND l.granted AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+                    AND a.xact_start OPERATOR(pg_catalog.<)
+                        (pg_catalog.now() OPERATOR(pg_catalog.-) ($2 OPERATOR(pg_catalog.*) interval '1 millisecond'))",
                 None,
                 &[pg_sys::Oid::from(table.oid).into(), min_age_ms.into()],
             )

@@ -176,8 +176,8 @@ fn judge(statement: Statement, sql: &extract::LazyText<'_>) -> Verdict {
 /// Record an acknowledged dangerous operation, as the extension's owner: roles
 /// that may acknowledge need not be able to write the audit log themselves.
 fn audit(finding: &Finding, sql: Option<&str>, reason: &str, revision: Option<&str>, source: &str) {
-    let who: (Option<String>, Option<String>) = extract::read_two("SELECT current_user::text, session_user::text", &[], &[]);
-    let owner = extract::read_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_migrate'", &[], &[]);
+    let who: (Option<String>, Option<String>) = extract::read_two("SELECT current_user::pg_catalog.text, session_user::pg_catalog.text", &[], &[]);
+    let owner = extract::read_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_migrate'", &[], &[]);
     let Some(owner) = owner else { return };
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_context = 0;

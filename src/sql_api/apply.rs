@@ -167,7 +167,7 @@ CREATE FUNCTION migrate_upgrade(target text DEFAULT 'head')
 RETURNS TABLE (revision text, direction text, message text, duration interval)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m text; d text; h text; c text;
+    m pg_catalog.text; d pg_catalog.text; h pg_catalog.text; c pg_catalog.text;
 BEGIN
     RETURN QUERY SELECT * FROM migrate.run_upgrade(target);
 EXCEPTION WHEN internal_error THEN
@@ -183,7 +183,7 @@ CREATE FUNCTION migrate_downgrade(target text)
 RETURNS TABLE (revision text, direction text, message text, duration interval)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m text; d text; h text; c text;
+    m pg_catalog.text; d pg_catalog.text; h pg_catalog.text; c pg_catalog.text;
 BEGIN
     RETURN QUERY SELECT * FROM migrate.run_downgrade(target);
 EXCEPTION WHEN internal_error THEN

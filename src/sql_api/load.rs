@@ -243,7 +243,7 @@ fn refuse_changing_applied(
 fn accept_new_checksum(client: &mut pgrx::spi::SpiClient<'_>, id: &str, new_checksum: &str) {
     client
         .update(
-            "UPDATE migrate.applied SET checksum = $2 WHERE revision_id = $1",
+            "UPDATE migrate.applied SET checksum = $2 WHERE revision_id OPERATOR(pg_catalog.=) $1",
             None,
             &[id.to_string().into(), new_checksum.to_string().into()],
         )
@@ -253,7 +253,7 @@ fn accept_new_checksum(client: &mut pgrx::spi::SpiClient<'_>, id: &str, new_chec
 fn existing_sources(client: &pgrx::spi::SpiClient<'_>, ids: &[String]) -> HashMap<String, String> {
     client
         .select(
-            "SELECT revision_id, source FROM migrate.revisions WHERE revision_id = ANY($1)",
+            "SELECT revision_id, source FROM migrate.revisions WHERE revision_id OPERATOR(pg_catalog.=) ANY($1)",
             None,
             &[ids.to_vec().into()],
         )
@@ -355,7 +355,7 @@ fn migrate_merge(revisions: Vec<Option<String>>, message: default!(&str, "'merge
         }
         let id = loop {
             let candidate: String = client
-                .select("SELECT left(replace(gen_random_uuid()::text, '-', ''), 12)", None, &[])
+                .select("SELECT pg_catalog.left(pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', ''), 12)", None, &[])
                 .and_then(|rows| rows.first().get_one())
                 .or_raise("generate a revision id")
                 .unwrap_or_default();

@@ -250,9 +250,9 @@ fn index_state(client: &SpiClient<'_>, index: &ConcurrentIndex) -> Option<(Strin
         .select(
             "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), i.indisvalid
                FROM pg_catalog.pg_index i
-               JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relname = $1 AND i.indrelid = pg_catalog.to_regclass($2)",
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE c.relname OPERATOR(pg_catalog.=) $1 AND i.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($2)",
             None,
             &[name.clone().into(), table_name(index).into()],
         )
@@ -408,7 +408,7 @@ fn migrate_sql(target: default!(&str, "'head'"), direction: default!(&str, "'upg
     Spi::connect(|client| {
         let (loaded, steps, direction) = steps_for(client, target, direction);
         let database: String = client
-            .select("SELECT pg_catalog.current_database()::text", None, &[])
+            .select("SELECT pg_catalog.current_database()::pg_catalog.text", None, &[])
             .and_then(|rows| rows.first().get_one())
             .or_raise("read the database name")
             .unwrap_or_default();
@@ -453,7 +453,7 @@ CREATE FUNCTION migrate.apply_step(step_revision text, step_direction text, step
 RETURNS TABLE (revision text, direction text, message text, duration interval)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m text; d text; h text; c text;
+    m pg_catalog.text; d pg_catalog.text; h pg_catalog.text; c pg_catalog.text;
 BEGIN
     RETURN QUERY SELECT * FROM migrate.run_step(step_revision, step_direction, step_checksum, step_method);
 EXCEPTION WHEN internal_error THEN

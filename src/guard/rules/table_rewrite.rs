@@ -26,6 +26,7 @@ const REASONS: [(u32, &str, &str); 4] = [
     (
         ALTER_PERSISTENCE,
         "the table changes between LOGGED and UNLOGGED",
+        // sql-lint: allow(a hint, not SQL)
         "SET LOGGED/UNLOGGED always rewrites: do it in a maintenance window.",
     ),
     (ACCESS_METHOD, "the table changes access method", "Changing the access method always rewrites: do it in a maintenance window."),
