@@ -317,12 +317,15 @@ unsafe fn c_string(pointer: *const std::ffi::c_char) -> String {
 
 /// Sum up a WHERE node: its location, its operator, and (at the top) its AND arguments.
 unsafe fn predicate(node: *mut pg_sys::Node, top: bool) -> Predicate {
-    let at = pg_sys::exprLocation(node);
+    // exprLocation gives the leftmost token (for `a > b`, the start of a);
+    // an operator expression is checked at its operator.
+    let mut at = pg_sys::exprLocation(node);
     let mut operator = None;
     let mut and_args = None;
     if is_a(node, pg_sys::NodeTag::T_A_Expr) {
         let expr = &*(node as *mut pg_sys::A_Expr);
         if expr.kind == pg_sys::A_Expr_Kind::AEXPR_OP {
+            at = expr.location;
             let names = PgList::<pg_sys::Node>::from_pg(expr.name)
                 .iter_ptr()
                 .map(|name| if is_a(name, pg_sys::NodeTag::T_String) { c_string((*(name as *mut pg_sys::String)).sval) } else { String::new() })
@@ -471,7 +474,7 @@ fn table_info(client: &SpiClient<'_>, table: pg_sys::Oid) -> Option<(String, Str
         .select(
             "SELECT c.oid::pg_catalog.regclass::pg_catalog.text, c.relkind::pg_catalog.text,
                     CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'p'
-                         THEN (SELECT pg_catalog.sum(pg_catalog.greatest(p.reltuples, 0))::pg_catalog.int8
+                         THEN (SELECT pg_catalog.sum(GREATEST(p.reltuples, 0))::pg_catalog.int8
                                  FROM pg_catalog.pg_partition_tree(c.oid) t
                                  JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) t.relid WHERE t.isleaf)
                          WHEN c.reltuples OPERATOR(pg_catalog.>=) 0 THEN c.reltuples::pg_catalog.int8 END
@@ -816,7 +819,7 @@ fn run_batch(client: &mut SpiClient<'_>, job: &Job) -> BatchOutcome {
 fn replication_lag_ms(client: &SpiClient<'_>) -> f64 {
     client
         .select(
-            "SELECT pg_catalog.coalesce(pg_catalog.max(EXTRACT(epoch FROM replay_lag) OPERATOR(pg_catalog.*) 1000), 0)::pg_catalog.float8
+            "SELECT COALESCE(pg_catalog.max(EXTRACT(epoch FROM replay_lag) OPERATOR(pg_catalog.*) 1000), 0)::pg_catalog.float8
                FROM pg_catalog.pg_stat_replication",
             None,
             &[],
@@ -932,7 +935,7 @@ fn backfill_batch(job_id: i64) -> i32 {
         client
             .update(
                 "UPDATE migrate.backfills
-                    SET last_key = pg_catalog.coalesce($2, last_key),
+                    SET last_key = COALESCE($2, last_key),
                         rows_done = rows_done OPERATOR(pg_catalog.+) $3,
                         rows_scanned = rows_scanned OPERATOR(pg_catalog.+) $4,
                         batches = batches OPERATOR(pg_catalog.+) 1,
