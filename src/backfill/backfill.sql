@@ -132,3 +132,14 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON PROCEDURE migrate_set_not_null(regclass, name, integer) IS 'SET NOT NULL through a validated NOT VALID check, without a full-table scan under ACCESS EXCLUSIVE';
+
+COMMENT ON FUNCTION migrate_backfill_pause(text) IS 'Ask a running backfill to stop at its next batch; resume it later';
+COMMENT ON FUNCTION migrate_backfill_cancel(text) IS 'Stop a backfill for good at its next batch';
+COMMENT ON FUNCTION migrate.backfill_check_context(text) IS 'Internal: refuses a committing procedure inside a transaction block or a function';
+COMMENT ON FUNCTION migrate.backfill_prepare(oid, text, text, text, jsonb, text) IS 'Internal: checks a backfill''s arguments and statements, then creates (or continues) its job';
+COMMENT ON FUNCTION migrate.backfill_resume_prepare(text) IS 'Internal: marks a job running again for migrate_backfill_resume';
+COMMENT ON FUNCTION migrate.backfill_batch(bigint) IS 'Internal: one batch of a job running in this session, as the job''s role';
+COMMENT ON FUNCTION migrate.backfill_report(bigint) IS 'Internal: the recorded error of a failed job, for backfill_run to raise with its SQLSTATE';
+COMMENT ON FUNCTION migrate.not_null_check_name(oid, text) IS 'Internal: the name of migrate_set_not_null''s check for a column, NULL when it is NOT NULL already';
+COMMENT ON FUNCTION migrate.set_not_null_step(oid, text, text, text, integer) IS 'Internal: one step of CALL migrate_set_not_null (add, validate, set); refused anywhere else';

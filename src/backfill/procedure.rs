@@ -848,6 +848,7 @@ fn failure_sqlstate(failure: &subxact::Failure, noted: Option<String>) -> String
 fn backfill_batch(job_id: i64) -> i32 {
     Spi::connect_mut(|client| {
         let job = load_job(client, job_id);
+        require_job_role(client, &job);
         if job.status != "running" {
             if job.status == "paused" {
                 notice!("backfill \"{}\" paused; continue with CALL migrate_backfill_resume('{}');", job.job_name, job.job_name);
@@ -869,7 +870,6 @@ fn backfill_batch(job_id: i64) -> i32 {
                 Some(format!("CALL migrate_backfill_resume('{}');", job.job_name)),
             );
         }
-        require_job_role(client, &job);
         let options = &job.options;
         if let Some(max_lag) = options.max_replication_lag_ms {
             let lag = replication_lag_ms(client);
