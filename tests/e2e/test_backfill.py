@@ -457,6 +457,7 @@ def test_a_renamed_table_is_followed_and_a_recreated_one_is_refused(db):
     ("SELECT migrate_backfill_cancel(NULL)", "22004"),
     ("CALL migrate_set_not_null(NULL, 'role')", "22004"),
     ("CALL migrate_set_not_null('counters', 'role', NULL)", "22004"),
+    ("SELECT migrate_load(NULL)", "22004"),
 ])
 def test_every_argument_is_checked_up_front(db, call, sqlstate):
     conn = connect(db)
@@ -610,3 +611,63 @@ def test_a_job_runs_as_the_role_that_started_it(db):
         for role in (owner, stranger):
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+def test_a_paused_job_of_0_1_0_resumes_after_the_update_and_finishes_exactly_once():
+    """A cluster on the 0.1.0 build with a paused backfill; the binaries are
+    replaced by this build and the extension updated: the job's options move
+    into its options column, and the resumed job updates every row once."""
+    release = ROOT / "target/pg/v0.1.0"
+    if not (release / ".built-from").exists():
+        pytest.skip("no 0.1.0 build: scripts/pgtree.sh release 0.1.0")
+    old_bin = subprocess.run([str(ROOT / "scripts/pgtree.sh"), "release", "0.1.0"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    new_bin = (ROOT / "target/clusters/test/bin").read_text().strip()
+    cluster, port = str(ROOT / "scripts/cluster.sh"), PORT + 20
+    env = dict(__import__("os").environ, PG_BIN=old_bin)
+    subprocess.run([cluster, "start", "upgrade", str(port)], check=True, env=env)
+    try:
+        def open_db(dbname="postgres"):
+            return psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname={dbname} "
+                                   "options='-c lock_timeout=5s'", autocommit=True)
+        open_db().execute("CREATE DATABASE up")
+        conn = open_db("up")
+        conn.execute("CREATE EXTENSION pg_migrate VERSION '0.1.0'")
+        make_counter_table(conn, rows=30_000)
+        runner = open_db("up")
+        errors = []
+
+        def run():
+            try:
+                runner.execute("CALL migrate_backfill('counters', 'n = n + 1', 'n = 0', job_name => 'old', "
+                               "batch_size => 1000, pause_ms => 30, max_retries => 3)")
+            except psycopg.Error as error:
+                errors.append(error)
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_for(lambda: scalar(conn, "SELECT coalesce(max(rows_done), 0) FROM migrate.backfills") >= 3000)
+        scalar(conn, "SELECT migrate_backfill_pause('old')")
+        thread.join(60)
+        assert not errors, errors
+        before = scalar(conn, "SELECT rows_done FROM migrate.backfills")
+        assert 0 < before < 30_000
+        conn.close()
+        runner.close()
+
+        subprocess.run([cluster, "switch", "upgrade"], check=True, env=dict(env, PG_BIN=new_bin))
+        conn = open_db("up")
+        conn.execute("ALTER EXTENSION pg_migrate UPDATE TO '0.2.0'")
+        row = conn.execute("SELECT status, rows_done, options, search_path, run_as::regrole::text "
+                           "FROM migrate.backfills").fetchone()
+        assert row[:2] == ("paused", before)
+        assert row[2] == {"batch_size": 1000, "pause_ms": 30, "target_batch_ms": None, "max_replication_lag_ms": None,
+                          "lock_timeout_ms": 1000, "max_retries": 3, "notice_interval_ms": 10000}
+        assert row[3:] == ("pg_catalog, pg_temp", "postgres")
+        assert scalar(conn, "SELECT table_name FROM migrate_backfill_status") == "counters"
+        conn.execute("CALL migrate_backfill_resume('old')")
+        assert scalar(conn, "SELECT status FROM migrate.backfills") == "done"
+        assert conn.execute("SELECT count(*), min(n), max(n) FROM counters").fetchone() == (30_000, 1, 1)
+        assert scalar(conn, "SELECT rows_done FROM migrate.backfills") == 30_000
+        conn.close()
+    finally:
+        subprocess.run([cluster, "stop", "upgrade"], check=False)
