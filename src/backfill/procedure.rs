@@ -991,6 +991,7 @@ fn maybe_notice(job: &Job, text: impl FnOnce() -> String) {
 /// After the loop: a failed job's error, for backfill_run to raise (with
 /// migrate.reraise, which keeps any SQLSTATE) now that its state is committed.
 /// No row when the job did not fail.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, schema = "migrate")]
 #[search_path(pg_catalog, pg_temp)]
 fn backfill_report(

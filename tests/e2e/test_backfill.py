@@ -289,11 +289,18 @@ def test_waits_while_a_standby_lags(db):
         standby.execute("SELECT pg_wal_replay_pause()")
         conn.execute("CREATE TABLE churn AS SELECT g FROM generate_series(1, 10000) g")  # WAL the standby won't replay
         wait_for(lambda: scalar(conn, "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication") > 0.5)
-        thread, _, errors = start_backfill(
+        thread, pid, errors = start_backfill(
             db, "CALL migrate_backfill('counters', 'n = n + 1', job_name => 'lag', batch_size => 1000, "
                 "max_replication_lag_ms => 300)")
         wait_for(lambda: scalar(conn, "SELECT coalesce(max(lag_waits), 0) FROM migrate.backfills") >= 3)
         assert job(conn, "lag")["rows_done"] == 0, "no batch while the standby lags"
+        # A cancel during the lag wait ends the CALL; the job resumes later.
+        wait_for(lambda: scalar(conn, "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)) == "PgSleep")
+        assert scalar(conn, "SELECT pg_cancel_backend(%s)", (pid,))
+        thread.join(120)
+        assert not thread.is_alive(), "the CALL still waits after a cancel"
+        assert errors and errors[0].sqlstate == "57014"
+        thread, _, errors = start_backfill(db, "CALL migrate_backfill_resume('lag')")
         standby.execute("SELECT pg_wal_replay_resume()")
         thread.join(120)
         assert not errors
