@@ -133,7 +133,8 @@ impl BackfillOptions {
         }
     }
 
-    /// The stored form, for the job's `options` column.
+    /// The stored form, as the job's `options` column holds it.
+    #[cfg(test)]
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }

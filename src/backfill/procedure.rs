@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 use pgrx::{is_a, JsonB, PgList};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::options::BackfillOptions;
 use super::planner::{self, BatchUpdate, KeyColumn};
@@ -208,6 +208,23 @@ impl Job {
     fn role(&self) -> pg_sys::Oid {
         pg_sys::Oid::from(self.run_as)
     }
+}
+
+/// A new job's row: what `Job` reads back, less the progress. Inserted through
+/// jsonb_populate_record, so a column is one field here.
+#[derive(Debug, Serialize)]
+struct NewJob<'a> {
+    job_name: &'a str,
+    table_oid: u32,
+    set_expression: &'a str,
+    where_condition: Option<&'a str>,
+    key_columns: Vec<String>,
+    key_types: Vec<String>,
+    batch_size: i32,
+    options: &'a BackfillOptions,
+    estimated_total: Option<i64>,
+    run_as: u32,
+    search_path: &'a str,
 }
 
 /// `lock` is FOR UPDATE (the batch holds its job row) or empty.
@@ -577,21 +594,20 @@ fn backfill_prepare(
             }
             return resume(client, id.unwrap_or_default(), &name);
         }
-        let key_columns: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
-        let key_types: Vec<String> = keys.iter().map(|k| k.type_sql.clone()).collect();
-        let row = serde_json::json!({
-            "job_name": name,
-            "table_oid": table.to_u32(),
-            "set_expression": set_expression,
-            "where_condition": where_condition,
-            "key_columns": key_columns,
-            "key_types": key_types,
-            "batch_size": options.batch_size,
-            "options": options.to_json(),
-            "estimated_total": estimate,
-            "run_as": current_user().to_u32(),
-            "search_path": search_path,
-        });
+        let row = NewJob {
+            job_name: &name,
+            table_oid: table.to_u32(),
+            set_expression,
+            where_condition,
+            key_columns: keys.iter().map(|k| k.name.clone()).collect(),
+            key_types: keys.iter().map(|k| k.type_sql.clone()).collect(),
+            batch_size: options.batch_size,
+            options: &options,
+            estimated_total: estimate,
+            run_as: current_user().to_u32(),
+            search_path,
+        };
+        let row = serde_json::to_value(&row).unwrap_or_default();
         let id: i64 = client
             .update(
                 "INSERT INTO migrate.backfills
