@@ -33,7 +33,7 @@ stop:
 ## make unit: the pure cores' tests only (parser, graph, targets, guard rules,
 ## backfill planner): seconds, no PostgreSQL needed. make test runs them too.
 unit:
-	cargo test --lib -- revisions:: guard:: backfill::planner format:: pg_report::
+	cargo test --lib -- revisions:: guard:: backfill:: format:: pg_report::
 
 ## make test: unit + #[pg_test] tests, then end-to-end tests on a scratch cluster.
 test: setup

@@ -40,7 +40,7 @@ BEGIN
         ('migrate.guard_table_rewrite', 'Event trigger function (table_rewrite): refuses a rewrite of a large table that other sessions use.'),
         -- Backfills.
         ('migrate_backfill', 'Batched UPDATE table SET set_expression WHERE where_condition, committing after every batch; resumable, throttled.'),
-        ('migrate_backfill_resume', 'Continue a paused, failed or interrupted backfill after its last committed key.'),
+        ('migrate_backfill_resume', 'Continue a paused, failed or interrupted backfill after its last committed batch.'),
         ('migrate_backfill_pause', 'Ask a running backfill to stop at its next batch boundary; resume it with migrate_backfill_resume.'),
         ('migrate_backfill_cancel', 'Stop a backfill for good at its next batch boundary.'),
         ('migrate_set_not_null', 'SET NOT NULL without a long ACCESS EXCLUSIVE scan: a NOT VALID check, validated, then SET NOT NULL using it.'),
@@ -57,13 +57,13 @@ BEGIN
         ('migrate.reraise', 'Internal: raise an error again with its real SQLSTATE, message, detail and hint.'),
         ('migrate.events_are_append_only', 'Trigger function: refuses UPDATE, DELETE and TRUNCATE on the audit logs.'),
         ('migrate.backfill_check_context', 'Internal: refuses a backfill procedure called where it cannot commit (inside BEGIN, or from a function).'),
-        ('migrate.backfill_prepare', 'Internal: validate a new backfill job and record it in migrate.backfills.'),
-        ('migrate.backfill_resume_prepare', 'Internal: check that a backfill job can resume, and mark it running.'),
-        ('migrate.backfill_run', 'Internal: run a backfill job''s batches, committing after each one, until it is done, paused, cancelled or failed.'),
-        ('migrate.backfill_batch', 'Internal: one batch of a backfill job, in the caller''s transaction; returns the wait before the next one, or -1.'),
-        ('migrate.backfill_report', 'Internal: raise a failed backfill job''s error once its state is committed.'),
+        ('migrate.backfill_prepare', 'Internal: checks a backfill''s arguments and statements, then creates (or continues) its job.'),
+        ('migrate.backfill_resume_prepare', 'Internal: marks a job running again for migrate_backfill_resume.'),
+        ('migrate.backfill_run', 'Internal: the batch loop of migrate_backfill and migrate_backfill_resume, committing after every batch.'),
+        ('migrate.backfill_batch', 'Internal: one batch of a job running in this session, as the job''s role; returns the wait before the next one, or -1.'),
+        ('migrate.backfill_report', 'Internal: the recorded error of a failed job, for backfill_run to raise with its SQLSTATE.'),
         ('migrate.not_null_check_name', 'Internal: the name of the temporary CHECK migrate_set_not_null uses, or NULL if the column is already NOT NULL.'),
-        ('migrate.set_not_null_step', 'Internal: one step of migrate_set_not_null (add, validate or set), under its own lock_timeout.')
+        ('migrate.set_not_null_step', 'Internal: one step of CALL migrate_set_not_null (add, validate, set), under its own lock_timeout; refused anywhere else.')
     ) AS d(name, description) LOOP
         described := 0;
         FOR fn IN

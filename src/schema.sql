@@ -80,24 +80,18 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.events', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.events', 'event_id'), '');
 
 -- One row per batched backfill job, updated in the same transaction as each batch.
+-- The table is known by its oid (a rename keeps the job; a drop ends it); its
+-- name is derived when shown. The options are one jsonb object (the Rust struct
+-- BackfillOptions); the columns are the job's identity and progress.
 CREATE TABLE migrate.backfills (
     job_id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job_name          text NOT NULL UNIQUE,
-    table_name        text NOT NULL,
     table_oid         oid NOT NULL,
     set_expression    text NOT NULL,
     where_condition   text,
     key_columns       text[] NOT NULL,
     key_types         text[] NOT NULL,
     batch_size        integer NOT NULL CHECK (batch_size OPERATOR(pg_catalog.>) 0),
-    -- Rows a batch should update; batch_size (keys walked) grows past it on sparse tables.
-    rows_per_batch    integer CHECK (rows_per_batch OPERATOR(pg_catalog.>) 0),
-    pause_ms          integer NOT NULL DEFAULT 0,
-    target_batch_ms   integer,
-    max_replication_lag_ms integer,
-    lock_timeout_ms   integer NOT NULL DEFAULT 1000,
-    max_retries       integer NOT NULL DEFAULT 10,
-    notice_interval_ms integer NOT NULL DEFAULT 10000,
     last_key          text[],
     rows_done         bigint NOT NULL DEFAULT 0,
     rows_scanned      bigint NOT NULL DEFAULT 0,
@@ -115,9 +109,16 @@ CREATE TABLE migrate.backfills (
     last_error        text,
     last_sqlstate     text,
     run_by_pid        integer,
-    created_by        text NOT NULL DEFAULT current_user
+    created_by        text NOT NULL DEFAULT current_user,
+    options           jsonb NOT NULL,
+    run_as            oid NOT NULL,
+    search_path       text NOT NULL
 );
 COMMENT ON TABLE migrate.backfills IS 'Batched backfill jobs: progress is committed with every batch';
+COMMENT ON COLUMN migrate.backfills.batch_size IS 'Keys the next batch walks: options.batch_size, adapted to target_batch_ms or to a sparse table';
+COMMENT ON COLUMN migrate.backfills.options IS 'The job''s options (batch_size, pause_ms, target_batch_ms, max_replication_lag_ms, lock_timeout_ms, max_retries, notice_interval_ms)';
+COMMENT ON COLUMN migrate.backfills.run_as IS 'Oid of the role that started the job: every batch runs as this role';
+COMMENT ON COLUMN migrate.backfills.search_path IS 'search_path of the role that started the job: the SET list and condition run under it';
 GRANT SELECT ON migrate.backfills TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('migrate.backfills', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.backfills', 'job_id'), '');

@@ -1,11 +1,15 @@
 //! Batched backfills as server-side procedures that commit after every batch.
 //!
-//! `planner` is pure (batch SQL, adaptive size, backoff, progress text);
-//! `procedure` holds the SQL functions one batch at a time; `backfill.sql`
-//! holds the PL/pgSQL procedures that loop and COMMIT.
+//! Pure parts: `planner` (batch SQL, adaptive size, backoff, progress text),
+//! `shape` (is the statement that runs the batch that was built?), `options`
+//! (a job's options as one typed struct). `procedure` holds the SQL functions,
+//! one batch at a time; `backfill.sql` holds the PL/pgSQL procedures that loop
+//! and COMMIT.
 
+pub mod options;
 pub mod planner;
 mod procedure;
+pub mod shape;
 
 pgrx::extension_sql_file!(
     "backfill.sql",

@@ -2,6 +2,8 @@
 //! batch size, retry backoff and progress text. No pgrx here; identifiers arrive
 //! already quoted by the server (regclass output, quote_ident).
 
+use std::ops::Range;
+
 use crate::format::thousands;
 
 /// One column of the key the batches walk, in key order.
@@ -24,10 +26,11 @@ fn key_param(keys: &[KeyColumn], param: usize) -> String {
     format!("({})", parts.join(", "))
 }
 
-/// `(a, b) OPERATOR(pg_catalog.>) ($1[1]::int, $1[2]::uuid)`: row comparison keeps composite keys in
-/// index order, so the primary-key index serves it as a range.
-fn after_key(keys: &[KeyColumn], param: usize) -> String {
-    format!("({}) OPERATOR(pg_catalog.>) {}", key_list(keys), key_param(keys, param))
+/// `(a, b) OPERATOR(pg_catalog.>) ($1[1]::int, $1[2]::uuid)`: row comparison keeps
+/// composite keys in index order, so the primary-key index serves it as a range.
+/// The operator is qualified: the UPDATE runs under the job's search_path.
+fn key_bound(keys: &[KeyColumn], operator: &str, param: usize) -> String {
+    format!("({}) OPERATOR(pg_catalog.{operator}) {}", key_list(keys), key_param(keys, param))
 }
 
 /// Keyset batches: `key > last ORDER BY key LIMIT n`. The first batch has no
@@ -38,12 +41,31 @@ fn after_key(keys: &[KeyColumn], param: usize) -> String {
 /// batch size. No row means fewer keys than a batch remain.
 pub fn batch_end_sql(table: &str, keys: &[KeyColumn], after: bool) -> String {
     let as_text: Vec<String> = keys.iter().map(|k| format!("{}::pg_catalog.text", k.name)).collect();
-    let (filter, size) = if after { (format!(" WHERE {}", after_key(keys, 1)), "$2") } else { (String::new(), "$1") };
+    let (filter, size) = if after { (format!(" WHERE {}", key_bound(keys, ">", 1)), "$2") } else { (String::new(), "$1") };
     format!(
-        "SELECT ARRAY[{}] FROM {table}{filter} ORDER BY {} OFFSET ({size} OPERATOR(pg_catalog.-) 1) LIMIT 1",
+        "SELECT ARRAY[{}] FROM {table}{filter} ORDER BY {} OFFSET {size} OPERATOR(pg_catalog.-) 1 LIMIT 1",
         as_text.join(", "),
         key_list(keys)
     )
+}
+
+/// One of the keyset bounds pg_migrate puts into a batch's UPDATE: where its
+/// operator stands in the statement text, and which operator it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    pub at: usize,
+    pub operator: &'static str,
+}
+
+/// A batch's UPDATE and where each part of it stands, so that the parse tree of
+/// exactly this text can be checked (see `shape`): the SET list and the
+/// condition must stay inside their own spans, the bounds where they were put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchUpdate {
+    pub sql: String,
+    pub set_span: Range<usize>,
+    pub condition_span: Option<Range<usize>>,
+    pub bounds: Vec<Bound>,
 }
 
 /// The batch's UPDATE: keys after `$1` (when `after`) up to and including the
@@ -55,27 +77,51 @@ pub fn update_sql(
     condition: Option<&str>,
     after: bool,
     end: bool,
-) -> String {
-    let mut predicates = Vec::new();
+) -> BatchUpdate {
+    let mut sql = format!("UPDATE {table} SET ");
+    let set_span = sql.len()..sql.len() + set_list.len();
+    sql.push_str(set_list);
+    let mut bounds = Vec::new();
+    let mut wanted: Vec<(&'static str, usize)> = Vec::new();
     if after {
-        predicates.push(after_key(keys, 1));
+        wanted.push((">", 1));
     }
     if end {
-        predicates.push(format!("({}) OPERATOR(pg_catalog.<=) {}", key_list(keys), key_param(keys, if after { 2 } else { 1 })));
+        wanted.push(("<=", if after { 2 } else { 1 }));
     }
+    let mut joiner = " WHERE ";
+    for (operator, param) in wanted {
+        sql.push_str(joiner);
+        joiner = " AND ";
+        let text = key_bound(keys, operator, param);
+        bounds.push(Bound { at: sql.len() + text.find("OPERATOR").unwrap_or(0), operator });
+        sql.push_str(&text);
+    }
+    let mut condition_span = None;
     if let Some(condition) = condition {
-        predicates.push(format!("({condition})"));
+        sql.push_str(joiner);
+        sql.push('(');
+        condition_span = Some(sql.len()..sql.len() + condition.len());
+        sql.push_str(condition);
+        sql.push(')');
     }
-    let filter = if predicates.is_empty() { String::new() } else { format!(" WHERE {}", predicates.join(" AND ")) };
-    format!("UPDATE {table} SET {set_list}{filter}")
+    BatchUpdate { sql, set_span, condition_span, bounds }
 }
 
 /// How many keys the final batch covered: `$1` = last key (when `after`).
 pub fn remaining_sql(table: &str, keys: &[KeyColumn], after: bool) -> String {
     if after {
-        format!("SELECT pg_catalog.count(*) FROM {table} WHERE {}", after_key(keys, 1))
+        format!("SELECT pg_catalog.count(*) FROM {table} WHERE {}", key_bound(keys, ">", 1))
     } else {
         format!("SELECT pg_catalog.count(*) FROM {table}")
+    }
+}
+
+/// The column name a quoted identifier stands for (quote_ident's inverse).
+pub fn unquote_identifier(quoted: &str) -> String {
+    match quoted.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => quoted.to_string(),
     }
 }
 
@@ -169,25 +215,45 @@ mod tests {
             batch_end_sql("public.orders", &keys(), true),
             "SELECT ARRAY[tenant::pg_catalog.text, \"Order Id\"::pg_catalog.text] FROM public.orders \
              WHERE (tenant, \"Order Id\") OPERATOR(pg_catalog.>) ($1[1]::integer, $1[2]::uuid) \
-             ORDER BY tenant, \"Order Id\" OFFSET ($2 OPERATOR(pg_catalog.-) 1) LIMIT 1"
+             ORDER BY tenant, \"Order Id\" OFFSET $2 OPERATOR(pg_catalog.-) 1 LIMIT 1"
         );
+        let update = update_sql("public.orders", &keys(), "state = 'x'", Some("state IS NULL"), true, true);
         assert_eq!(
-            update_sql("public.orders", &keys(), "state = 'x'", Some("state IS NULL"), true, true),
+            update.sql,
             "UPDATE public.orders SET state = 'x' \
              WHERE (tenant, \"Order Id\") OPERATOR(pg_catalog.>) ($1[1]::integer, $1[2]::uuid) \
              AND (tenant, \"Order Id\") OPERATOR(pg_catalog.<=) ($2[1]::integer, $2[2]::uuid) AND (state IS NULL)"
         );
+        assert_eq!(&update.sql[update.set_span.clone()], "state = 'x'");
+        assert_eq!(&update.sql[update.condition_span.clone().unwrap()], "state IS NULL");
+        let operators: Vec<&str> = update.bounds.iter().map(|b| &update.sql[b.at..b.at + 24]).collect();
+        assert_eq!(operators, ["OPERATOR(pg_catalog.>) (", "OPERATOR(pg_catalog.<=) "]);
     }
 
     #[test]
     fn first_and_last_batches_drop_the_missing_bound() {
         let one = vec![KeyColumn { name: "id".into(), type_sql: "bigint".into() }];
-        assert_eq!(batch_end_sql("t", &one, false), "SELECT ARRAY[id::pg_catalog.text] FROM t ORDER BY id OFFSET ($1 OPERATOR(pg_catalog.-) 1) LIMIT 1");
-        assert_eq!(update_sql("t", &one, "n = n + 1", None, false, true), "UPDATE t SET n = n + 1 WHERE (id) OPERATOR(pg_catalog.<=) ($1[1]::bigint)");
-        assert_eq!(update_sql("t", &one, "n = n + 1", None, true, false), "UPDATE t SET n = n + 1 WHERE (id) OPERATOR(pg_catalog.>) ($1[1]::bigint)");
-        assert_eq!(update_sql("t", &one, "n = 1", Some("n IS NULL"), false, false), "UPDATE t SET n = 1 WHERE (n IS NULL)");
-        assert_eq!(remaining_sql("t", &one, true), "SELECT pg_catalog.count(*) FROM t WHERE (id) OPERATOR(pg_catalog.>) ($1[1]::bigint)");
+        assert_eq!(
+            batch_end_sql("t", &one, false),
+            "SELECT ARRAY[id::pg_catalog.text] FROM t ORDER BY id OFFSET $1 OPERATOR(pg_catalog.-) 1 LIMIT 1"
+        );
+        assert_eq!(update_sql("t", &one, "n = n + 1", None, false, true).sql,
+                   "UPDATE t SET n = n + 1 WHERE (id) OPERATOR(pg_catalog.<=) ($1[1]::bigint)");
+        assert_eq!(update_sql("t", &one, "n = n + 1", None, true, false).sql,
+                   "UPDATE t SET n = n + 1 WHERE (id) OPERATOR(pg_catalog.>) ($1[1]::bigint)");
+        let only_condition = update_sql("t", &one, "n = 1", Some("n IS NULL"), false, false);
+        assert_eq!(only_condition.sql, "UPDATE t SET n = 1 WHERE (n IS NULL)");
+        assert!(only_condition.bounds.is_empty());
+        assert_eq!(remaining_sql("t", &one, true),
+                   "SELECT pg_catalog.count(*) FROM t WHERE (id) OPERATOR(pg_catalog.>) ($1[1]::bigint)");
         assert_eq!(remaining_sql("t", &one, false), "SELECT pg_catalog.count(*) FROM t");
+    }
+
+    #[test]
+    fn quoted_identifiers_unquote() {
+        assert_eq!(unquote_identifier("id"), "id");
+        assert_eq!(unquote_identifier("\"Order Id\""), "Order Id");
+        assert_eq!(unquote_identifier("\"a\"\"b\""), "a\"b");
     }
 
     #[test]

@@ -29,10 +29,18 @@ pub struct Loaded {
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn migrate_load(
-    source: &str,
+    source: Option<&str>,
     file_name: default!(Option<&str>, "NULL"),
     force: default!(bool, false),
 ) -> String {
+    let Some(source) = source else {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "migrate_load: source must not be NULL",
+            None,
+            Some("Give the text of a migration file, e.g. migrate_load(pg_read_file('...')).".into()),
+        )
+    };
     let loaded = load_sources(
         vec![Source { text: source.to_string(), file: file_name.map(str::to_string) }],
         force,

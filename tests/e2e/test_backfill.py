@@ -36,9 +36,12 @@ def wait_for(predicate, timeout=60.0):
     raise AssertionError("condition not reached")
 
 
-def start_backfill(db, call):
-    """Run CALL in a thread on its own connection; returns (thread, pid, errors)."""
+def start_backfill(db, call, setup=()):
+    """Run CALL in a thread on its own connection (after the `setup` statements);
+    returns (thread, pid, errors)."""
     conn = connect(db)
+    for statement in setup:
+        conn.execute(statement)
     pid = scalar(conn, "SELECT pg_backend_pid()")
     errors = []
 
@@ -286,11 +289,18 @@ def test_waits_while_a_standby_lags(db):
         standby.execute("SELECT pg_wal_replay_pause()")
         conn.execute("CREATE TABLE churn AS SELECT g FROM generate_series(1, 10000) g")  # WAL the standby won't replay
         wait_for(lambda: scalar(conn, "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication") > 0.5)
-        thread, _, errors = start_backfill(
+        thread, pid, errors = start_backfill(
             db, "CALL migrate_backfill('counters', 'n = n + 1', job_name => 'lag', batch_size => 1000, "
                 "max_replication_lag_ms => 300)")
         wait_for(lambda: scalar(conn, "SELECT coalesce(max(lag_waits), 0) FROM migrate.backfills") >= 3)
         assert job(conn, "lag")["rows_done"] == 0, "no batch while the standby lags"
+        # A cancel during the lag wait ends the CALL; the job resumes later.
+        wait_for(lambda: scalar(conn, "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)) == "PgSleep")
+        assert scalar(conn, "SELECT pg_cancel_backend(%s)", (pid,))
+        thread.join(120)
+        assert not thread.is_alive(), "the CALL still waits after a cancel"
+        assert errors and errors[0].sqlstate == "57014"
+        thread, _, errors = start_backfill(db, "CALL migrate_backfill_resume('lag')")
         standby.execute("SELECT pg_wal_replay_resume()")
         thread.join(120)
         assert not errors
@@ -331,3 +341,340 @@ def test_key_window_drops_back_when_the_table_turns_dense(db):
     assert (state["status"], state["rows_done"], state["rows_scanned"]) == ("done", 10200, 20000)
     assert state["batch_size"] == 100, state
     assert scalar(conn, "SELECT count(*) FROM mixed WHERE role = 'member'") == 10200
+
+
+# --- Each selected row updated exactly once, whatever the expressions say ---
+
+def no_change(conn, table="counters"):
+    assert scalar(conn, f"SELECT count(*) FROM {table} WHERE n <> 0 OR role IS NOT NULL") == 0
+    assert scalar(conn, "SELECT count(*) FROM migrate.backfills") == 0
+
+
+@pytest.mark.parametrize("args", [
+    # A trailing comment would swallow the batch's own keyset bounds.
+    "'counters', 'n = n + 1 --'",
+    "'counters', 'n = n + 1 -- comment', 'n = 0'",
+    "'counters', 'n = n + 1 /* a */ --'",
+    # Comments and quotes that never close, a condition that breaks out of its parentheses.
+    "'counters', 'n = n + 1 /*'",
+    "'counters', $$role = 'x$$",
+    "'counters', 'n = 1', 'true) OR (true'",
+    "'counters', 'n = 1', 'true --'",
+    "'counters', 'n = 1', 'n = 0) --'",
+    # Keywords that would change the statement: another relation, another filter, output.
+    "'counters', 'n = 1 FROM counters c2'",
+    "'counters', 'n = 1 WHERE true'",
+    "'counters', 'n = 1 RETURNING id'",
+    "'counters', 'n = 1', 'true RETURNING id'",
+])
+def test_expressions_cannot_change_the_batch_statement(db, args):
+    conn = connect(db)
+    make_counter_table(conn, rows=3_000)
+    with pytest.raises(psycopg.errors.SyntaxError):
+        conn.execute(f"CALL migrate_backfill({args}, batch_size => 1000)")
+    no_change(conn)
+
+
+@pytest.mark.parametrize("table, set_list", [
+    ("counters", "id = id + 1000000"),
+    ("counters", "(id, n) = (id + 1, 0)"),
+    ("pairs", "b = b + 1"),
+    ("pairs", "(n, a) = (1, a + 1)"),
+])
+def test_assignments_to_the_key_are_refused(db, table, set_list):
+    conn = connect(db)
+    conn.execute("SET statement_timeout = '60s'")  # the old code updated such rows forever
+    make_counter_table(conn, rows=1_000)
+    conn.execute("CREATE TABLE pairs (a int, b int, n int NOT NULL DEFAULT 0, role text, "
+                 "CONSTRAINT pairs_pkey PRIMARY KEY (a, b))")
+    conn.execute("INSERT INTO pairs SELECT g % 10, g FROM generate_series(1, 1000) g")
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
+        conn.execute(f"CALL migrate_backfill('{table}', $${set_list}$$, batch_size => 100)")
+    assert "key column" in caught.value.diag.message_primary
+    no_change(conn, table)
+
+
+def test_expressions_run_under_the_search_path_of_the_role_that_started_the_job(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=5_000)
+    conn.execute("CREATE SCHEMA app")
+    conn.execute("CREATE FUNCTION app.plan_for(bigint) RETURNS text LANGUAGE sql AS $$ SELECT 'plan-' || $1 % 3 $$")
+    conn.execute("CREATE FUNCTION public.bump(int) RETURNS int LANGUAGE sql AS $$ SELECT $1 + 1 $$")
+    conn.execute("SET search_path = app, public")
+    thread, _, errors = start_backfill(db, "CALL migrate_backfill('counters', 'role = plan_for(id), n = bump(n)', "
+                                           "job_name => 'path', batch_size => 500, pause_ms => 100)",
+                                       setup=["SET search_path = app, public"])
+    wait_for(lambda: scalar(conn, "SELECT coalesce(max(rows_done), 0) FROM migrate.backfills") > 0)
+    scalar(conn, "SELECT migrate_backfill_pause('path')")
+    thread.join(60)
+    assert not errors, errors
+    # Resumed from a session whose search_path cannot see app.plan_for.
+    other = connect(db)
+    other.execute("SET search_path = pg_catalog")
+    other.execute("CALL public.migrate_backfill_resume('path')")
+    assert job(conn, "path")["status"] == "done"
+    assert conn.execute("SELECT count(*), min(n), max(n) FROM counters").fetchone() == (5_000, 1, 1)
+    assert scalar(conn, "SELECT count(*) FROM counters WHERE role = 'plan-' || id % 3") == 5_000
+    assert scalar(conn, "SELECT search_path FROM migrate.backfills") == "app, public"
+
+
+def test_a_renamed_table_is_followed_and_a_recreated_one_is_refused(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=20_000)
+    thread, _, errors = start_backfill(
+        db, "CALL migrate_backfill('counters', 'n = n + 1', job_name => 'ren', batch_size => 1000, pause_ms => 50)")
+    wait_for(lambda: scalar(conn, "SELECT coalesce(max(rows_done), 0) FROM migrate.backfills") > 0)
+    scalar(conn, "SELECT migrate_backfill_pause('ren')")
+    thread.join(60)
+    assert not errors and job(conn, "ren")["status"] == "paused"
+    conn.execute("ALTER TABLE counters RENAME TO tallies")
+    conn.execute("CALL migrate_backfill_resume('ren')")
+    assert conn.execute("SELECT count(*), min(n), max(n) FROM tallies").fetchone() == (20_000, 1, 1)
+    assert scalar(conn, "SELECT table_name FROM migrate_backfill_status WHERE job_name = 'ren'") == "tallies"
+
+    # Dropped and created again under the same name: another table, not touched.
+    thread, _, errors = start_backfill(
+        db, "CALL migrate_backfill('tallies', 'n = n + 1', job_name => 'gone', batch_size => 1000, pause_ms => 50)")
+    wait_for(lambda: job(conn, "gone")["rows_done"] > 0 if scalar(
+        conn, "SELECT count(*) FROM migrate.backfills WHERE job_name = 'gone'") else False)
+    scalar(conn, "SELECT migrate_backfill_pause('gone')")
+    thread.join(60)
+    conn.execute("SET pg_migrate.allow = 'drop_table: a test'")
+    conn.execute("DROP TABLE tallies")
+    make_counter_table(conn, rows=1_000, name="tallies")
+    with pytest.raises(psycopg.errors.UndefinedTable) as caught:
+        conn.execute("CALL migrate_backfill_resume('gone')")
+    assert "no longer exists" in caught.value.diag.message_primary
+    assert "migrate_backfill_cancel('gone')" in caught.value.diag.message_hint
+    assert scalar(conn, "SELECT count(*) FROM tallies WHERE n <> 0") == 0
+
+
+@pytest.mark.parametrize("call, sqlstate", [
+    ("CALL migrate_backfill(NULL, 'n = 1')", "22004"),
+    ("CALL migrate_backfill('counters', NULL)", "22004"),
+    ("CALL migrate_backfill('counters', 'n = 1', batch_size => NULL)", "22004"),
+    ("CALL migrate_backfill('counters', 'n = 1', pause_ms => NULL)", "22004"),
+    ("CALL migrate_backfill('counters', 'n = 1', lock_timeout_ms => NULL)", "22004"),
+    ("CALL migrate_backfill('counters', 'n = 1', max_replication_lag_ms => -1)", "22023"),
+    ("CALL migrate_backfill('counters', 'n = 1', batch_size => 0)", "22023"),
+    ("CALL migrate_backfill('counters', 'n = 1', target_batch_ms => 0)", "22023"),
+    ("CALL migrate_backfill('counters', 'n = 1', job_name => '')", "22023"),
+    ("CALL migrate_backfill_resume(NULL)", "22004"),
+    ("SELECT migrate_backfill_pause(NULL)", "22004"),
+    ("SELECT migrate_backfill_cancel(NULL)", "22004"),
+    ("CALL migrate_set_not_null(NULL, 'role')", "22004"),
+    ("CALL migrate_set_not_null('counters', 'role', NULL)", "22004"),
+    ("SELECT migrate_load(NULL)", "22004"),
+])
+def test_every_argument_is_checked_up_front(db, call, sqlstate):
+    conn = connect(db)
+    conn.execute("SET statement_timeout = '30s'")  # resume(NULL) used to loop until then
+    make_counter_table(conn, rows=1_000)
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(call)
+    assert caught.value.sqlstate == sqlstate, caught.value
+    no_change(conn)
+
+
+def test_a_cancel_ends_a_long_pause_between_batches(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=5_000)
+    thread, pid, errors = start_backfill(
+        db, "CALL migrate_backfill('counters', 'n = n + 1', job_name => 'nap', batch_size => 1000, pause_ms => 600000)")
+    wait_for(lambda: job(conn, "nap")["rows_done"] > 0 if scalar(
+        conn, "SELECT count(*) FROM migrate.backfills") else False)
+    wait_for(lambda: scalar(conn, "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)) == "PgSleep")
+    assert scalar(conn, "SELECT pg_cancel_backend(%s)", (pid,))
+    thread.join(120)
+    assert not thread.is_alive(), "the CALL still sleeps after a cancel"
+    assert errors and errors[0].sqlstate == "57014"
+    assert job(conn, "nap")["rows_done"] == 1000
+    conn.execute("SELECT migrate_backfill_cancel('nap')")
+
+
+def test_a_users_own_sqlstate_from_a_batch_arrives_as_is(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=3_000)
+    conn.execute("""CREATE FUNCTION refuse_big() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.id > 1500 THEN
+                RAISE EXCEPTION 'row % is frozen', NEW.id USING ERRCODE = 'AB123';
+            END IF;
+            RETURN NEW;
+        END $$""")
+    conn.execute("CREATE TRIGGER frozen BEFORE UPDATE ON counters FOR EACH ROW EXECUTE FUNCTION refuse_big()")
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute("CALL migrate_backfill('counters', 'n = n + 1', job_name => 'own', batch_size => 500)")
+    assert caught.value.sqlstate == "AB123", caught.value
+    assert "is frozen" in caught.value.diag.message_primary
+    assert "migrate_backfill_resume('own')" in caught.value.diag.message_hint
+    row = conn.execute("SELECT status, last_sqlstate, rows_done FROM migrate.backfills").fetchone()
+    assert row == ("failed", "AB123", 1500)
+
+
+def test_pause_and_cancel_of_a_finished_or_unknown_job(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=100)
+    conn.execute("CALL migrate_backfill('counters', 'n = 1', job_name => 'fin')")
+    for function in ["migrate_backfill_pause", "migrate_backfill_cancel"]:
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+            conn.execute(f"SELECT {function}('fin')")
+        assert "is done" in caught.value.diag.message_primary and caught.value.diag.message_hint
+        with pytest.raises(psycopg.errors.UndefinedObject) as caught:
+            conn.execute(f"SELECT {function}('nosuch')")
+        assert "migrate_backfill_status" in caught.value.diag.message_hint
+    with pytest.raises(psycopg.errors.UndefinedObject):
+        conn.execute("CALL migrate_backfill_resume('nosuch')")
+
+
+def test_set_not_null_of_an_unknown_column(db):
+    conn = connect(db)
+    make_counter_table(conn, rows=10)
+    with pytest.raises(psycopg.errors.UndefinedColumn) as caught:
+        conn.execute("CALL migrate_set_not_null('counters', 'nosuch')")
+    assert caught.value.diag.message_hint
+
+
+def owner_role(conn, name):
+    conn.execute(f"CREATE ROLE {name} LOGIN")
+    conn.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {name}")
+    conn.execute(f"GRANT SELECT, INSERT, UPDATE ON migrate.backfills TO {name}")
+    conn.execute(f"GRANT USAGE ON SEQUENCE migrate.backfills_job_id_seq TO {name}")
+
+
+def test_set_not_null_step_is_no_way_around_set_not_null(db):
+    conn = connect(db)
+    owner = f"owner_{db[-6:]}"
+    owner_role(conn, owner)
+    try:
+        conn.execute(f"SET ROLE {owner}")
+        make_counter_table(conn, rows=1_000)
+        conn.execute("ALTER TABLE counters ADD CONSTRAINT keep_me CHECK (n >= 0)")
+        conn.execute("UPDATE counters SET role = 'x'")
+        # SET NOT NULL without the validated check (a full scan under ACCESS
+        # EXCLUSIVE), and dropping an arbitrary constraint: both refused.
+        for args in ["'counters'::regclass, 'role', 'counters_role_not_null', 'set', 1000",
+                     "'counters'::regclass, 'role', 'keep_me', 'set', 1000",
+                     "'counters'::regclass, 'role', 'counters_role_not_null', 'add', 1000"]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT migrate.set_not_null_step({args})")
+        # Inside a DO block (which may commit, like the procedure): still only
+        # the procedure's own steps, with its own check name.
+        for args in ["'counters'::regclass, 'role', 'counters_role_not_null', 'set', 1000",
+                     "'counters'::regclass, 'role', 'keep_me', 'set', 1000",
+                     "'counters'::regclass, 'role', 'keep_me', 'add', 1000"]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"DO $$ BEGIN PERFORM migrate.set_not_null_step({args}); END $$")
+        assert not scalar(conn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'counters'::regclass AND attname = 'role'")
+        assert scalar(conn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'counters'::regclass AND contype = 'c'") == 1
+        conn.execute("CALL migrate_set_not_null('counters', 'role')")  # the way that is allowed
+        assert scalar(conn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'counters'::regclass AND attname = 'role'")
+    finally:
+        conn.execute("RESET ROLE")
+        conn.execute("SET pg_migrate.allow = 'drop_table: a test'")
+        conn.execute("DROP TABLE IF EXISTS counters")
+        conn.execute(f"DROP OWNED BY {owner}")
+        conn.execute(f"DROP ROLE {owner}")
+
+
+def test_a_job_runs_as_the_role_that_started_it(db):
+    """Batches run as the job's role, whoever resumes it; a role that is not a
+    member of it cannot run, pause or cancel it, nor call its batches directly."""
+    conn = connect(db)
+    suffix = db[-6:]
+    owner, stranger = f"owner_{suffix}", f"stranger_{suffix}"
+    owner_role(conn, owner)
+    owner_role(conn, stranger)  # may write migrate.backfills, but has no right on the table
+    try:
+        conn.execute(f"SET ROLE {owner}")
+        make_counter_table(conn, rows=10_000)
+        conn.execute("RESET ROLE")
+        thread, _, errors = start_backfill(
+            db, "CALL migrate_backfill('counters', 'role = current_user', job_name => 'mine', "
+                "batch_size => 500, pause_ms => 50)", setup=[f"SET ROLE {owner}"])
+        wait_for(lambda: scalar(conn, "SELECT coalesce(max(rows_done), 0) FROM migrate.backfills") > 0)
+        scalar(conn, "SELECT migrate_backfill_pause('mine')")
+        thread.join(60)
+        assert not errors, errors
+        done_before = job(conn, "mine")["rows_done"]
+        job_id = scalar(conn, "SELECT job_id FROM migrate.backfills WHERE job_name = 'mine'")
+
+        conn.execute(f"SET ROLE {stranger}")
+        for call in ["CALL migrate_backfill_resume('mine')", "SELECT migrate_backfill_cancel('mine')"]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(call)
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute(f"SELECT migrate.backfill_batch({job_id})")
+        assert caught.value.sqlstate in ("55000", "42501"), caught.value
+        conn.execute("RESET ROLE")
+        assert job(conn, "mine")["rows_done"] == done_before
+
+        conn.execute("CALL migrate_backfill_resume('mine')")  # a superuser resumes: still the owner's batches
+        assert dict(conn.execute("SELECT role, count(*) FROM counters GROUP BY role").fetchall()) == {owner: 10_000}
+    finally:
+        conn.execute("RESET ROLE")
+        conn.execute("SET pg_migrate.allow = 'drop_table: a test'")
+        conn.execute("DROP TABLE IF EXISTS counters")
+        for role in (owner, stranger):
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+def test_a_paused_job_of_0_1_0_resumes_after_the_update_and_finishes_exactly_once():
+    """A cluster on the 0.1.0 build with a paused backfill; the binaries are
+    replaced by this build and the extension updated: the job's options move
+    into its options column, and the resumed job updates every row once."""
+    release = ROOT / "target/pg/v0.1.0"
+    if not (release / ".built-from").exists():
+        pytest.skip("no 0.1.0 build: scripts/pgtree.sh release 0.1.0")
+    old_bin = subprocess.run([str(ROOT / "scripts/pgtree.sh"), "release", "0.1.0"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    new_bin = (ROOT / "target/clusters/test/bin").read_text().strip()
+    cluster, port = str(ROOT / "scripts/cluster.sh"), PORT + 20
+    env = dict(__import__("os").environ, PG_BIN=old_bin)
+    subprocess.run([cluster, "start", "upgrade", str(port)], check=True, env=env)
+    try:
+        def open_db(dbname="postgres"):
+            return psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname={dbname} "
+                                   "options='-c lock_timeout=5s'", autocommit=True)
+        open_db().execute("CREATE DATABASE up")
+        conn = open_db("up")
+        conn.execute("CREATE EXTENSION pg_migrate VERSION '0.1.0'")
+        make_counter_table(conn, rows=30_000)
+        runner = open_db("up")
+        errors = []
+
+        def run():
+            try:
+                runner.execute("CALL migrate_backfill('counters', 'n = n + 1', 'n = 0', job_name => 'old', "
+                               "batch_size => 1000, pause_ms => 30, max_retries => 3)")
+            except psycopg.Error as error:
+                errors.append(error)
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_for(lambda: scalar(conn, "SELECT coalesce(max(rows_done), 0) FROM migrate.backfills") >= 3000)
+        scalar(conn, "SELECT migrate_backfill_pause('old')")
+        thread.join(60)
+        assert not errors, errors
+        before = scalar(conn, "SELECT rows_done FROM migrate.backfills")
+        assert 0 < before < 30_000
+        conn.close()
+        runner.close()
+
+        subprocess.run([cluster, "switch", "upgrade"], check=True, env=dict(env, PG_BIN=new_bin))
+        conn = open_db("up")
+        conn.execute("ALTER EXTENSION pg_migrate UPDATE TO '0.2.0'")
+        row = conn.execute("SELECT status, rows_done, options, search_path, run_as::regrole::text "
+                           "FROM migrate.backfills").fetchone()
+        assert row[:2] == ("paused", before)
+        assert row[2] == {"batch_size": 1000, "pause_ms": 30, "target_batch_ms": None, "max_replication_lag_ms": None,
+                          "lock_timeout_ms": 1000, "max_retries": 3, "notice_interval_ms": 10000}
+        assert row[3:] == ("pg_catalog, pg_temp", "postgres")
+        assert scalar(conn, "SELECT table_name FROM migrate_backfill_status") == "counters"
+        conn.execute("CALL migrate_backfill_resume('old')")
+        assert scalar(conn, "SELECT status FROM migrate.backfills") == "done"
+        assert conn.execute("SELECT count(*), min(n), max(n) FROM counters").fetchone() == (30_000, 1, 1)
+        assert scalar(conn, "SELECT rows_done FROM migrate.backfills") == 30_000
+        conn.close()
+    finally:
+        subprocess.run([cluster, "stop", "upgrade"], check=False)
