@@ -210,7 +210,7 @@ SELECT b.job_name,
        LATERAL (SELECT EXTRACT(epoch FROM b.updated_at OPERATOR(pg_catalog.-) b.resumed_at) AS seconds) s,
        LATERAL (SELECT pg_catalog.round((b.rows_scanned OPERATOR(pg_catalog.-) b.scanned_at_resume) OPERATOR(pg_catalog./)
                                         CASE WHEN s.seconds OPERATOR(pg_catalog.<>) 0 THEN s.seconds END) AS rate) r;
-COMMENT ON VIEW migrate_backfill_status IS 'Progress, rate and ETA of batched backfillspg_catalog.';
+COMMENT ON VIEW migrate_backfill_status IS 'Progress, rate and ETA of batched backfills';
 GRANT SELECT ON migrate_backfill_status TO PUBLIC;
 
 CREATE OR REPLACE PROCEDURE migrate.backfill_run(job bigint)

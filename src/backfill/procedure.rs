@@ -576,8 +576,8 @@ fn backfill_prepare(
             .update(
                 "SELECT job_id,
                         table_oid OPERATOR(pg_catalog.=) $2 AND set_expression OPERATOR(pg_catalog.=) $3
-                        AND pg_catalog.coalesce(where_condition OPERATOR(pg_catalog.=) $4,
-                                                where_condition IS NULL AND $4 IS NULL)
+                        AND COALESCE(where_condition OPERATOR(pg_catalog.=) $4,
+                                 where_condition IS NULL AND $4 IS NULL)
                    FROM migrate.backfills WHERE job_name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
                 None,
                 &[name.clone().into(), table.into(), set_expression.into(), where_condition.into()],
@@ -1272,7 +1272,7 @@ fn set_not_null_step(
         loop {
             // pg_migrate's own DDL: the safe sequence itself, so past the guard.
             let result = subxact::run(Keep::Commit, || {
-                crate::guard::triggers::bypassed(|| {
+                crate::guard::context::bypassed(|| {
                     for statement in &statements {
                         client.update(statement.as_str(), None, &[]).or_raise("run a step");
                     }

@@ -42,7 +42,10 @@ SELECT m.name, 'view', pg_catalog.pg_get_viewdef(r.oid)
   FROM members m JOIN pg_catalog.pg_class r ON m.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.oid = m.objid
  WHERE r.relkind IN ('v', 'm')
 UNION ALL
-SELECT m.name, pg_catalog.format('column %s', pg_catalog.lpad(a.attnum::text, 3, '0')),
+-- Columns by position among the live ones: a column dropped by an update
+-- leaves a gap in attnum that a fresh install does not have.
+SELECT m.name, pg_catalog.format('column %s', pg_catalog.lpad(
+           (pg_catalog.row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum))::text, 3, '0')),
        pg_catalog.concat_ws(' ', pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod),
                  CASE WHEN a.attnotnull THEN 'NOT NULL' END,
                  'DEFAULT ' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid),

@@ -439,8 +439,7 @@ def test_a_renamed_table_is_followed_and_a_recreated_one_is_refused(db):
         conn, "SELECT count(*) FROM migrate.backfills WHERE job_name = 'gone'") else False)
     scalar(conn, "SELECT migrate_backfill_pause('gone')")
     thread.join(60)
-    conn.execute("SET pg_migrate.allow = 'drop_table: a test'")
-    conn.execute("DROP TABLE tallies")
+    conn.execute("BEGIN; SET LOCAL pg_migrate.allow = 'drop_table: a test'; DROP TABLE tallies; COMMIT")
     make_counter_table(conn, rows=1_000, name="tallies")
     with pytest.raises(psycopg.errors.UndefinedTable) as caught:
         conn.execute("CALL migrate_backfill_resume('gone')")
@@ -571,8 +570,7 @@ def test_set_not_null_step_is_no_way_around_set_not_null(db):
         assert scalar(conn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'counters'::regclass AND attname = 'role'")
     finally:
         conn.execute("RESET ROLE")
-        conn.execute("SET pg_migrate.allow = 'drop_table: a test'")
-        conn.execute("DROP TABLE IF EXISTS counters")
+        conn.execute("BEGIN; SET LOCAL pg_migrate.allow = 'drop_table: a test'; DROP TABLE IF EXISTS counters; COMMIT")
         conn.execute(f"DROP OWNED BY {owner}")
         conn.execute(f"DROP ROLE {owner}")
 
@@ -613,8 +611,7 @@ def test_a_job_runs_as_the_role_that_started_it(db):
         assert dict(conn.execute("SELECT role, count(*) FROM counters GROUP BY role").fetchall()) == {owner: 10_000}
     finally:
         conn.execute("RESET ROLE")
-        conn.execute("SET pg_migrate.allow = 'drop_table: a test'")
-        conn.execute("DROP TABLE IF EXISTS counters")
+        conn.execute("BEGIN; SET LOCAL pg_migrate.allow = 'drop_table: a test'; DROP TABLE IF EXISTS counters; COMMIT")
         for role in (owner, stranger):
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
