@@ -27,6 +27,12 @@ extension_sql_file!("schema.sql", name = "schema", bootstrap);
 extern "C-unwind" fn _PG_init() {
     guard::settings::define();
     guard::hook::install();
+    revisions::set_interrupt_check(check_interrupts);
+}
+
+/// CHECK_FOR_INTERRUPTS for the database-free core's loops.
+fn check_interrupts() {
+    pgrx::check_for_interrupts!();
 }
 
 #[cfg(test)]

@@ -60,11 +60,16 @@ CREATE INDEX events_revision_id_idx ON migrate.events (revision_id);
 CREATE FUNCTION migrate.events_are_append_only() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-    RAISE EXCEPTION 'migrate.events is append-only'
+    -- One function guards both logs, so the message names the table it fired on.
+    RAISE EXCEPTION '%.% is append-only', TG_TABLE_SCHEMA, TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege',
-              DETAIL = 'The audit log keeps every upgrade, downgrade and stamp; rows are never changed or removed.';
+              DETAIL = CASE TG_TABLE_NAME
+                  WHEN 'guard_log' THEN 'The guard log keeps every acknowledged dangerous operation; rows are never changed or removed.'
+                  ELSE 'The audit log keeps every upgrade, downgrade and stamp; rows are never changed or removed.'
+              END;
 END
 $$;
+COMMENT ON FUNCTION migrate.events_are_append_only() IS 'Trigger refusing UPDATE, DELETE and TRUNCATE on migrate.events and migrate.guard_log';
 CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON migrate.events
     FOR EACH ROW EXECUTE FUNCTION migrate.events_are_append_only();
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON migrate.events

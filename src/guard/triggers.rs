@@ -429,12 +429,14 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
     let allowances: Vec<Allowance> = allow.iter().filter_map(|line| rules::parse_header_allowance(line).ok()).collect();
     let mut out = Vec::new();
     for (index, (statement, node)) in statements.iter().zip(nodes).enumerate() {
+        pgrx::check_for_interrupts!();
         // SAFETY: node is the raw parse tree of `statement`.
         let text = statement.text.clone();
         let make = move || Some(text.clone());
         let Some(facts) = (unsafe { extract::statement(node, &extract::LazyText::new(&make), Some(script)) }) else { continue };
         let mut ctx = context(&facts, Some(statement.text.clone()), &levels);
-        ctx.history = history.clone();
+        // Only the part a rule can compare with: all of it per statement is quadratic.
+        ctx.history = relevant_history(history, &facts);
         for (finding, level) in rules::evaluate(&facts, &ctx, &levels) {
             if !allowances.iter().any(|a| a.rule == finding.rule) {
                 out.push((index as i32 + 1, finding, level));

@@ -136,6 +136,20 @@ pub enum GraphError {
         target: String,
         direction: Direction,
     },
+    /// A merge was asked for fewer than two different revisions.
+    MergeNeedsTwo {
+        heads: Vec<String>,
+    },
+    /// A merge was asked for a revision together with one of its ancestors.
+    MergeOfAncestor {
+        ancestor: String,
+        descendant: String,
+    },
+    /// The revisions to merge already have a common descendant.
+    AlreadyMerged {
+        revisions: Vec<String>,
+        merge: String,
+    },
 }
 
 /// Shortest prefix Alembic-style users may abbreviate a revision id to.
@@ -202,6 +216,14 @@ impl GraphError {
             GraphError::InvalidForDirection { target, direction } => {
                 format!("\"{target}\" is not a valid {direction} target")
             }
+            GraphError::MergeNeedsTwo { .. } => "a merge needs at least two different revisions".to_string(),
+            GraphError::MergeOfAncestor { ancestor, descendant } => format!(
+                "cannot merge \"{descendant}\" with its own ancestor \"{ancestor}\""
+            ),
+            GraphError::AlreadyMerged { revisions, merge } => format!(
+                "revisions {} are already merged by \"{merge}\"",
+                list_for_message(revisions)
+            ),
         }
     }
 
@@ -263,6 +285,13 @@ impl GraphError {
                     "Downgrade targets are base, <rev>, -N, <rev>-N, <rev>+N, <label>@base, <label>@-N and <label>@<rev>.".to_string()
                 }
             },
+            GraphError::MergeNeedsTwo { heads } => format!("The current heads are: {}", heads.join(", ")),
+            GraphError::MergeOfAncestor { descendant, .. } => format!(
+                "\"{descendant}\" already contains its ancestor; merge heads of different lines of history."
+            ),
+            GraphError::AlreadyMerged { merge, .. } => format!(
+                "Merge \"{merge}\" (or a head above it) with the other heads instead; the current heads are listed by migrate_heads()."
+            ),
         };
         Some(hint)
     }
@@ -596,6 +625,42 @@ impl RevisionGraph {
     /// Alembic), else a unique prefix of at least 4 characters.
     pub fn resolve_revision(&self, input: &str) -> Result<&str, GraphError> {
         self.resolve_index(input).map(|i| self.id(i))
+    }
+
+    /// The parents of a new merge revision: `inputs` resolved and deduplicated.
+    /// Refuses fewer than two, a revision with its own ancestor (it already
+    /// contains it), and revisions that some revision already merges.
+    pub fn merge_parents(&self, inputs: &[&str]) -> Result<Vec<String>, GraphError> {
+        let mut chosen: Vec<usize> = Vec::new();
+        for input in inputs {
+            crate::revisions::check_interrupts();
+            let i = self.resolve_index(input)?;
+            if !chosen.contains(&i) {
+                chosen.push(i);
+            }
+        }
+        if chosen.len() < 2 {
+            return Err(GraphError::MergeNeedsTwo {
+                heads: self.ids(&self.head_indices()),
+            });
+        }
+        let masks: Vec<Vec<bool>> = chosen.iter().map(|&i| self.descendant_mask(i)).collect();
+        for (a, mask) in chosen.iter().zip(&masks) {
+            if let Some(&d) = chosen.iter().find(|&&d| d != *a && mask[d]) {
+                return Err(GraphError::MergeOfAncestor {
+                    ancestor: self.id(*a).to_string(),
+                    descendant: self.id(d).to_string(),
+                });
+            }
+        }
+        let common = self.topo.iter().copied().find(|&n| masks.iter().all(|mask| mask[n]));
+        if let Some(merge) = common {
+            return Err(GraphError::AlreadyMerged {
+                revisions: self.ids(&chosen),
+                merge: self.id(merge).to_string(),
+            });
+        }
+        Ok(self.ids(&chosen))
     }
 
     fn resolve_index(&self, input: &str) -> Result<usize, GraphError> {
@@ -1205,6 +1270,57 @@ mod tests {
             node("y2", &["y1"]),
             node("m", &["x2", "y2"]),
         ])
+    }
+
+    // ----- merges -----
+
+    #[test]
+    fn merge_parents_of_two_heads() {
+        let g = forked();
+        assert_eq!(g.merge_parents(&["x2", "y2", "x2"]).unwrap(), vec!["x2", "y2"]);
+    }
+
+    #[test]
+    fn merge_refuses_fewer_than_two() {
+        let g = forked();
+        assert!(matches!(g.merge_parents(&["x2", "x2"]), Err(GraphError::MergeNeedsTwo { .. })));
+    }
+
+    #[test]
+    fn merge_refuses_a_revision_with_its_own_ancestor() {
+        let g = forked();
+        assert_eq!(
+            g.merge_parents(&["x2", "root"]),
+            Err(GraphError::MergeOfAncestor { ancestor: "root".into(), descendant: "x2".into() })
+        );
+        assert_eq!(
+            g.merge_parents(&["x1", "x2"]),
+            Err(GraphError::MergeOfAncestor { ancestor: "x1".into(), descendant: "x2".into() })
+        );
+    }
+
+    #[test]
+    fn merge_refuses_heads_already_merged() {
+        let g = merged();
+        assert_eq!(
+            g.merge_parents(&["x2", "y2"]),
+            Err(GraphError::AlreadyMerged { revisions: vec!["x2".into(), "y2".into()], merge: "m".into() })
+        );
+        // Below the merge too: x1 and y1 are both contained in m.
+        assert!(matches!(g.merge_parents(&["x1", "y1"]), Err(GraphError::AlreadyMerged { .. })));
+    }
+
+    #[test]
+    fn merge_of_a_merge_with_a_new_line_is_fine() {
+        let mut nodes = vec![
+            node("root", &[]),
+            node("x2", &["root"]),
+            node("y2", &["root"]),
+            node("m", &["x2", "y2"]),
+            node("z1", &["y2"]),
+        ];
+        let g = graph(std::mem::take(&mut nodes));
+        assert_eq!(g.merge_parents(&["m", "z1"]).unwrap(), vec!["m", "z1"]);
     }
 
     // ----- construction -----

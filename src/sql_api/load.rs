@@ -296,7 +296,8 @@ fn validate_sql(file: &MigrationFile, source_file: Option<&str>) {
             )
         });
         for statement in statements {
-            let line = line_of(sql, statement.offset, first_line);
+            pgrx::check_for_interrupts!();
+            let line = statement.line(first_line);
             match statement.kind {
                 StatementKind::Ordinary => {}
                 StatementKind::TransactionControl => raise(
@@ -335,24 +336,8 @@ fn validate_sql(file: &MigrationFile, source_file: Option<&str>) {
 fn migrate_merge(revisions: Vec<Option<String>>, message: default!(&str, "'merge heads'")) -> String {
     let (parents, id) = Spi::connect(|client| {
         let loaded = store::load_graph(client);
-        let mut parents: Vec<String> = Vec::new();
-        for input in revisions.iter().flatten() {
-            let id = loaded.graph.resolve_revision(input).unwrap_or_else(|e| raise_graph_error(&e));
-            if !parents.iter().any(|p| p == id) {
-                parents.push(id.to_string());
-            }
-        }
-        if parents.len() < 2 {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                "a merge needs at least two different revisions",
-                None,
-                Some(format!(
-                    "The current heads are: {}",
-                    loaded.graph.heads().join(", ")
-                )),
-            );
-        }
+        let inputs: Vec<&str> = revisions.iter().flatten().map(String::as_str).collect();
+        let parents = loaded.graph.merge_parents(&inputs).unwrap_or_else(|e| raise_graph_error(&e));
         let id = loop {
             let candidate: String = client
                 .select("SELECT left(replace(gen_random_uuid()::text, '-', ''), 12)", None, &[])
@@ -365,7 +350,9 @@ fn migrate_merge(revisions: Vec<Option<String>>, message: default!(&str, "'merge
         };
         (parents, id)
     });
-    let message = message.replace(['\r', '\n'], " ");
+    // The message becomes the file's first header line, where the parser
+    // refuses control characters.
+    let message: String = message.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect();
     let source = format!(
         "-- {message}\n--\n-- Revision ID: {id}\n-- Revises: {}\n\n-- migrate:upgrade\n\n-- migrate:downgrade\n",
         parents.join(", ")
