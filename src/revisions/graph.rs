@@ -12,6 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fmt;
 
+use crate::revisions::check_interrupts;
 use crate::revisions::list_for_message;
 use crate::revisions::parser::MigrationFile;
 use crate::revisions::target::{Anchor, BranchTarget, Target};
@@ -367,6 +368,7 @@ impl RevisionGraph {
 
         let mut labels: HashMap<String, usize> = HashMap::new();
         for (i, node) in nodes.iter().enumerate() {
+            check_interrupts();
             for label in &node.branch_labels {
                 if index.contains_key(label) {
                     return Err(GraphError::LabelClashesWithRevision {
@@ -403,6 +405,7 @@ impl RevisionGraph {
         let mut children = vec![Vec::new(); nodes.len()];
         let mut dependents = vec![Vec::new(); nodes.len()];
         for i in 0..nodes.len() {
+            check_interrupts();
             for &p in &parents[i] {
                 children[p].push(i);
             }
@@ -437,6 +440,7 @@ impl RevisionGraph {
             (0..n).filter(|&i| waiting[i] == 0).map(Reverse).collect();
         let mut order = Vec::with_capacity(n);
         while let Some(Reverse(i)) = ready.pop() {
+            check_interrupts();
             order.push(i);
             for &next in self.children[i].iter().chain(&self.dependents[i]) {
                 waiting[next] -= 1;
@@ -470,6 +474,7 @@ impl RevisionGraph {
         let mut path: Vec<usize> = Vec::new();
         let mut current = start;
         loop {
+            check_interrupts();
             if let Some(at) = seen_at[current] {
                 let mut cycle: Vec<String> = path[at..]
                     .iter()
@@ -497,6 +502,7 @@ impl RevisionGraph {
     /// is not a known revision.
     pub fn check_complete(&self) -> Result<(), GraphError> {
         for node in &self.nodes {
+            check_interrupts();
             let references = node
                 .parents
                 .iter()
@@ -633,7 +639,7 @@ impl RevisionGraph {
     pub fn merge_parents(&self, inputs: &[&str]) -> Result<Vec<String>, GraphError> {
         let mut chosen: Vec<usize> = Vec::new();
         for input in inputs {
-            crate::revisions::check_interrupts();
+            check_interrupts();
             let i = self.resolve_index(input)?;
             if !chosen.contains(&i) {
                 chosen.push(i);
@@ -699,6 +705,7 @@ impl RevisionGraph {
         members[root] = true;
         let mut stack = vec![root];
         while let Some(i) = stack.pop() {
+            check_interrupts();
             for &c in &self.children[i] {
                 if !members[c] {
                     members[c] = true;
@@ -707,6 +714,32 @@ impl RevisionGraph {
             }
         }
         members
+    }
+
+    /// The branch labels `id` is on: its own and its ancestors' (through
+    /// Revises), in topological order. One walk, whatever the number of labels.
+    pub fn branch_labels_of(&self, id: &str) -> Vec<String> {
+        let Some(&start) = self.index.get(id) else { return Vec::new() };
+        let mut ancestors = vec![false; self.nodes.len()];
+        ancestors[start] = true;
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            check_interrupts();
+            for &p in &self.parents[i] {
+                if !ancestors[p] {
+                    ancestors[p] = true;
+                    stack.push(p);
+                }
+            }
+        }
+        let mut labels: Vec<String> = self
+            .topo
+            .iter()
+            .filter(|&&i| ancestors[i])
+            .flat_map(|&i| self.nodes[i].branch_labels.iter().cloned())
+            .collect();
+        labels.dedup();
+        labels
     }
 
     /// The labelled revision and all its descendants, in topological order
@@ -781,6 +814,7 @@ impl RevisionGraph {
     ) -> Result<usize, GraphError> {
         let mut current = start;
         for taken in 0..steps {
+            check_interrupts();
             match self.children[current].as_slice() {
                 [] => {
                     return Err(GraphError::StepOutOfRange {
@@ -813,6 +847,7 @@ impl RevisionGraph {
         let mut current = start;
         let mut taken: u64 = 0;
         while taken < steps {
+            check_interrupts();
             match self.parents[current].as_slice() {
                 [] if taken + 1 == steps => return Ok(Landing::BeforeRoot(current)),
                 [] => {
@@ -915,6 +950,7 @@ impl RevisionGraph {
         let mut removed = vec![head];
         let mut current = head;
         while (removed.len() as u64) < steps {
+            check_interrupts();
             let below: Vec<usize> = self.parents[current]
                 .iter()
                 .copied()
@@ -1018,6 +1054,7 @@ impl RevisionGraph {
         }
         let mut collected: Vec<usize> = Vec::new();
         while let Some(i) = stack.pop() {
+            check_interrupts();
             collected.push(i);
             for &next in self.parents[i].iter().chain(&self.dependencies[i]) {
                 if !applied[next] && !needed[next] {
@@ -1103,6 +1140,7 @@ impl RevisionGraph {
         // Walk through unapplied revisions too, so an inconsistent applied set
         // (a gap in the middle) still loses everything built on the removal.
         while let Some(i) = stack.pop() {
+            check_interrupts();
             for &next in self.children[i].iter().chain(&self.dependents[i]) {
                 if !reached[next] {
                     reached[next] = true;
@@ -1270,6 +1308,15 @@ mod tests {
             node("y2", &["y1"]),
             node("m", &["x2", "y2"]),
         ])
+    }
+
+    #[test]
+    fn branch_labels_of_a_revision_come_from_its_ancestors() {
+        let g = merged();
+        assert_eq!(g.branch_labels_of("m"), vec!["xbranch", "ybranch"]);
+        assert_eq!(g.branch_labels_of("x2"), vec!["xbranch"]);
+        assert!(g.branch_labels_of("root").is_empty());
+        assert!(g.branch_labels_of("nope").is_empty());
     }
 
     // ----- merges -----

@@ -500,6 +500,7 @@ pub fn parse_migration(source: &str) -> Result<MigrationFile, ParseError> {
     let mut sections: Vec<(Section, usize)> = Vec::new();
 
     for (index, line) in lines.iter().enumerate() {
+        crate::revisions::check_interrupts();
         let line_no = index + 1;
         let trimmed = line.trim();
         if let Some(marker) = section_marker(trimmed) {

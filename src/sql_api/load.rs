@@ -122,6 +122,7 @@ pub fn load_sources(sources: Vec<Source>, force: bool, action: &str) -> Vec<Load
     let mut parsed: Vec<(MigrationFile, Source)> = Vec::with_capacity(sources.len());
     let mut seen: HashMap<String, Option<String>> = HashMap::new();
     for source in sources {
+        pgrx::check_for_interrupts!();
         let file = parse_migration(&source.text)
             .unwrap_or_else(|error| raise_parse_error(source.file.as_deref(), &error));
         validate_sql(&file, source.file.as_deref());
@@ -174,6 +175,7 @@ pub fn load_sources(sources: Vec<Source>, force: bool, action: &str) -> Vec<Load
             existing.iter().map(|d| (d.node.id.as_str(), d)).collect();
         let mut loaded = Vec::with_capacity(parsed.len());
         for (file, source) in &parsed {
+            pgrx::check_for_interrupts!();
             let new_checksum = checksum(&file.upgrade_sql);
             let id = file.revision_id.as_str();
             let status = match existing.get(id) {

@@ -336,6 +336,7 @@ fn planned<'a>(client: &SpiClient<'_>, loaded: &'a LoadedGraph, steps: &'a [Step
     steps
         .iter()
         .filter_map(|step| {
+            pgrx::check_for_interrupts!();
             let node = loaded.graph.get(&step.revision)?;
             let definition = loaded.definitions.get(&step.revision)?;
             let body = bodies.get(&step.revision)?;
@@ -418,6 +419,7 @@ fn migrate_plan(
                 call("begin_step", &revision, "")
             ));
             for statement in &revision.statements {
+                pgrx::check_for_interrupts!();
                 if direction == Direction::Upgrade {
                     if let Some(drop) = drop_invalid_index(client, statement) {
                         rows.push(drop);
@@ -489,6 +491,7 @@ fn migrate_sql(target: default!(&str, "'head'"), direction: default!(&str, "'upg
                 call("begin_step", &revision, "")
             ));
             for statement in &revision.statements {
+                pgrx::check_for_interrupts!();
                 script.push_str(statement);
                 script.push_str(";\n\n");
             }
