@@ -9,6 +9,7 @@
 
 mod extract;
 pub mod facts;
+mod history;
 pub mod rules;
 pub mod settings;
 pub mod triggers;

@@ -428,6 +428,7 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
     let levels = current_levels();
     let allowances: Vec<Allowance> = allow.iter().filter_map(|line| rules::parse_header_allowance(line).ok()).collect();
     let mut out = Vec::new();
+    let mut earlier = super::history::HistoryIndex::new(history);
     for (index, (statement, node)) in statements.iter().zip(nodes).enumerate() {
         pgrx::check_for_interrupts!();
         // SAFETY: node is the raw parse tree of `statement`.
@@ -435,8 +436,8 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
         let make = move || Some(text.clone());
         let Some(facts) = (unsafe { extract::statement(node, &extract::LazyText::new(&make), Some(script)) }) else { continue };
         let mut ctx = context(&facts, Some(statement.text.clone()), &levels);
-        // Only the part a rule can compare with: all of it per statement is quadratic.
-        ctx.history = relevant_history(history, &facts);
+        // Only the part a rule can pair it with, found by key: all of it per statement is quadratic.
+        ctx.history = earlier.relevant(&facts);
         for (finding, level) in rules::evaluate(&facts, &ctx, &levels) {
             if !allowances.iter().any(|a| a.rule == finding.rule) {
                 out.push((index as i32 + 1, finding, level));
@@ -445,7 +446,12 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
         if let Statement::CreateTable { name, .. } = &facts {
             script.created.insert(name.clone());
         }
-        record(history, &facts);
+        let mut recorded = History::default();
+        record(&mut recorded, &facts);
+        earlier.add(&recorded);
+        history.dropped_columns.extend(recorded.dropped_columns);
+        history.added_columns.extend(recorded.added_columns);
+        history.dropped_tables.extend(recorded.dropped_tables);
     }
     out
 }
