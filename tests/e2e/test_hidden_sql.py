@@ -59,9 +59,10 @@ def load_pair(conn):
 def test_a_message_cannot_run_sql_through_the_plan(db):
     with connect(db) as conn:
         load_pair(conn)
-    psql(db, "SELECT * FROM migrate_plan('head') \\gexec\n")
+    result = psql(db, "SELECT * FROM migrate_plan('head') \\gexec\n", check=False)
     with connect(db) as conn:
         assert scalar(conn, "SELECT to_regclass('smuggled') IS NULL"), "the message ran as SQL"
+        assert result.returncode == 0, result.stderr
         assert applied(conn) == {"cccc00000003", "cccc00000004"}
     psql(db, "SELECT * FROM migrate_plan('base', 'downgrade') \\gexec\n")
     with connect(db) as conn:
@@ -73,10 +74,11 @@ def test_a_message_cannot_run_sql_through_the_offline_script(db):
     with connect(db) as conn:
         load_pair(conn)
         script = scalar(conn, "SELECT migrate_sql('head')")
-    assert "\r" not in script
-    psql(db, script)
+    result = psql(db, script, check=False)
     with connect(db) as conn:
         assert scalar(conn, "SELECT to_regclass('smuggled') IS NULL"), "the message ran as SQL"
+        assert result.returncode == 0, result.stderr
+        assert "\r" not in script
         assert applied(conn) == {"cccc00000003", "cccc00000004"}
 
 
