@@ -32,12 +32,6 @@ fn shape_key(columns: &[Column]) -> ShapeKey {
 }
 
 impl HistoryIndex {
-    pub fn new(history: &History) -> Self {
-        let mut index = HistoryIndex::default();
-        index.add(history);
-        index
-    }
-
     /// Take in what a statement recorded.
     pub fn add(&mut self, history: &History) {
         for (table, column) in &history.dropped_columns {
@@ -117,7 +111,8 @@ mod tests {
             added_columns: vec![("public.users".into(), column("nick", "text"))],
             dropped_tables: vec![],
         };
-        let index = HistoryIndex::new(&history);
+        let mut index = HistoryIndex::default();
+        index.add(&history);
         let relevant = index.relevant(&alter("public.users", vec![add(column("full_name", "text"))]));
         assert_eq!(relevant.dropped_columns, vec![("public.users".to_string(), column("name", "text"))]);
         assert!(relevant.added_columns.is_empty(), "an add only pairs with earlier drops");

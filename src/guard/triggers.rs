@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 
 use super::extract;
 use super::facts::{Context, History, Statement};
+use super::history::HistoryIndex;
 use super::rules::{self, Allowance, Finding, Level};
 use super::settings::{self, GuardMode};
 use crate::errors::{raise, OrRaise};
@@ -416,11 +417,14 @@ fn migrate_guard_check(
 /// Findings of every statement of `sql` (1-based statement numbers); `allow`
 /// are a revision's header lines.
 pub fn check_script(sql: &str, allow: &[String]) -> Vec<(i32, Finding, Level)> {
-    check_script_in(sql, allow, &mut extract::Script::default(), &mut History::default())
+    check_script_in(sql, allow, &mut extract::Script::default(), &mut HistoryIndex::default())
 }
 
-/// As check_script, continuing from earlier scripts (tables they create, what they drop).
-fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, history: &mut History) -> Vec<(i32, Finding, Level)> {
+/// As check_script, continuing from earlier scripts (tables they create, what they
+/// drop). `history` is an index, kept across scripts, so that each statement finds
+/// what it can be paired with by key: a copy or a scan of all of it per statement
+/// (or per script) is quadratic.
+fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, history: &mut HistoryIndex) -> Vec<(i32, Finding, Level)> {
     let statements = server_sql::split_statements(sql).unwrap_or_else(|error| {
         raise(error.code, format!("migrate_guard_check: {}", error.message), None, None)
     });
@@ -428,7 +432,6 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
     let levels = current_levels();
     let allowances: Vec<Allowance> = allow.iter().filter_map(|line| rules::parse_header_allowance(line).ok()).collect();
     let mut out = Vec::new();
-    let mut earlier = super::history::HistoryIndex::new(history);
     for (index, (statement, node)) in statements.iter().zip(nodes).enumerate() {
         pgrx::check_for_interrupts!();
         // SAFETY: node is the raw parse tree of `statement`.
@@ -436,8 +439,7 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
         let make = move || Some(text.clone());
         let Some(facts) = (unsafe { extract::statement(node, &extract::LazyText::new(&make), Some(script)) }) else { continue };
         let mut ctx = context(&facts, Some(statement.text.clone()), &levels);
-        // Only the part a rule can pair it with, found by key: all of it per statement is quadratic.
-        ctx.history = earlier.relevant(&facts);
+        ctx.history = history.relevant(&facts);
         for (finding, level) in rules::evaluate(&facts, &ctx, &levels) {
             if !allowances.iter().any(|a| a.rule == finding.rule) {
                 out.push((index as i32 + 1, finding, level));
@@ -448,10 +450,7 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
         }
         let mut recorded = History::default();
         record(&mut recorded, &facts);
-        earlier.add(&recorded);
-        history.dropped_columns.extend(recorded.dropped_columns);
-        history.added_columns.extend(recorded.added_columns);
-        history.dropped_tables.extend(recorded.dropped_tables);
+        history.add(&recorded);
     }
     out
 }
@@ -484,7 +483,7 @@ fn migrate_review(
         // One script across revisions: tables created by an earlier pending
         // revision are new to the later ones too.
         let mut script = extract::Script::default();
-        let mut history = History::default();
+        let mut history = HistoryIndex::default();
         for step in &steps {
             let Some(body) = bodies.get(&step.revision) else { continue };
             for (n, finding, level) in check_script_in(&body.upgrade_sql, &body.allow, &mut script, &mut history) {
