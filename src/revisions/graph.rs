@@ -286,7 +286,7 @@ impl GraphError {
                     "Downgrade targets are base, <rev>, -N, <rev>-N, <rev>+N, <label>@base, <label>@-N and <label>@<rev>.".to_string()
                 }
             },
-            GraphError::MergeNeedsTwo { heads } => format!("The current heads are: {}", heads.join(", ")),
+            GraphError::MergeNeedsTwo { heads } => format!("The current heads are: {}.", list_for_message(heads)),
             GraphError::MergeOfAncestor { descendant, .. } => format!(
                 "\"{descendant}\" already contains its ancestor; merge heads of different lines of history."
             ),
@@ -2393,6 +2393,9 @@ mod tests {
                 target: "head".into(),
                 direction: Direction::Downgrade,
             },
+            GraphError::MergeNeedsTwo { heads: strings(&["a", "b"]) },
+            GraphError::MergeOfAncestor { ancestor: "a".into(), descendant: "b".into() },
+            GraphError::AlreadyMerged { revisions: strings(&["a", "b"]), merge: "m".into() },
         ];
         for error in errors {
             assert!(!error.message().is_empty());
