@@ -304,6 +304,24 @@ $$;
 
 
 
+-- Issue 9, guard_log message: the append-only trigger names the table it fired on.
+CREATE OR REPLACE FUNCTION migrate.events_are_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    -- One function guards both logs, so the message names the table it fired on.
+    RAISE EXCEPTION '%.% is append-only', TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = CASE
+                  WHEN TG_TABLE_NAME OPERATOR(pg_catalog.=) 'guard_log' THEN 'The guard log keeps every acknowledged dangerous operation; rows are never changed or removed.'
+                  ELSE 'The audit log keeps every upgrade, downgrade and stamp; rows are never changed or removed.'
+              END;
+END
+$$;
+
+-- The guard's audit log cannot be truncated either.
+CREATE TRIGGER guard_log_no_truncate BEFORE TRUNCATE ON migrate.guard_log
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.events_are_append_only();
+
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
 -- What every function and procedure is for, so that \df+ migrate_* and
@@ -401,6 +419,7 @@ COMMENT ON EVENT TRIGGER migrate_guard_rewrite IS 'pg_migrate''s DDL guard: chec
 COMMENT ON TRIGGER events_append_only ON migrate.events IS 'The audit log is append-only: no UPDATE or DELETE';
 COMMENT ON TRIGGER events_no_truncate ON migrate.events IS 'The audit log is append-only: no TRUNCATE';
 COMMENT ON TRIGGER guard_log_append_only ON migrate.guard_log IS 'The guard''s audit log is append-only: no UPDATE or DELETE';
+COMMENT ON TRIGGER guard_log_no_truncate ON migrate.guard_log IS 'The guard''s audit log is append-only: no TRUNCATE';
 
 -- Keep this last: the update itself, in the audit log.
 INSERT INTO migrate.events (action, detail) VALUES ('update', 'pg_migrate 0.1.0 -> 0.2.0');

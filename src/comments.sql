@@ -93,3 +93,4 @@ COMMENT ON EVENT TRIGGER migrate_guard_rewrite IS 'pg_migrate''s DDL guard: chec
 COMMENT ON TRIGGER events_append_only ON migrate.events IS 'The audit log is append-only: no UPDATE or DELETE';
 COMMENT ON TRIGGER events_no_truncate ON migrate.events IS 'The audit log is append-only: no TRUNCATE';
 COMMENT ON TRIGGER guard_log_append_only ON migrate.guard_log IS 'The guard''s audit log is append-only: no UPDATE or DELETE';
+COMMENT ON TRIGGER guard_log_no_truncate ON migrate.guard_log IS 'The guard''s audit log is append-only: no TRUNCATE';

@@ -211,7 +211,8 @@ pub fn run_section(
         raise(error.code, format!("{}: {}", label.at_line(line), error.message), None, None)
     });
     for statement in statements {
-        let line = line_of(sql, statement.offset, first_line);
+        pgrx::check_for_interrupts!();
+        let line = statement.line(first_line);
         let text = match &statement.kind {
             StatementKind::Ordinary => statement.text.clone(),
             StatementKind::TransactionControl => raise(

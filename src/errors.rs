@@ -41,7 +41,9 @@ pub fn parse_error_code(kind: &ParseErrorKind) -> PgSqlErrorCode {
         | ParseErrorKind::UnknownSection { .. }
         | ParseErrorKind::SqlOutsideSection => ERRCODE_SYNTAX_ERROR,
         ParseErrorKind::InvalidIdentifier { .. } => ERRCODE_INVALID_NAME,
-        ParseErrorKind::InvalidValue { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+        ParseErrorKind::InvalidValue { .. } | ParseErrorKind::ControlCharacter { .. } => {
+            ERRCODE_INVALID_PARAMETER_VALUE
+        }
     }
 }
 
@@ -67,6 +69,10 @@ pub fn graph_error_code(error: &GraphError) -> PgSqlErrorCode {
         | GraphError::AmbiguousStep { .. } => ERRCODE_CARDINALITY_VIOLATION,
         GraphError::StepOutOfRange { .. } => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
         GraphError::NotApplied { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        GraphError::MergeNeedsTwo { .. } | GraphError::MergeOfAncestor { .. } => {
+            ERRCODE_INVALID_PARAMETER_VALUE
+        }
+        GraphError::AlreadyMerged { .. } => ERRCODE_DUPLICATE_OBJECT,
     }
 }
 

@@ -34,6 +34,12 @@ extern "C-unwind" fn _PG_init() {
     guard::settings::define();
     guard::context::register();
     guard::hook::install();
+    revisions::set_interrupt_check(check_interrupts);
+}
+
+/// CHECK_FOR_INTERRUPTS for the database-free core's loops.
+fn check_interrupts() {
+    pgrx::check_for_interrupts!();
 }
 
 #[cfg(test)]

@@ -157,6 +157,12 @@ pub fn carry(sqlstate: String, message: String) {
     CARRIED.with(|carried| *carried.borrow_mut() = Some((sqlstate, message)));
 }
 
+/// The carried SQLSTATE of the error with `message`, left in place for the
+/// PL/pgSQL wrapper further out.
+pub fn carried(message: &str) -> Option<String> {
+    CARRIED.with(|carried| carried.borrow().as_ref().filter(|(_, m)| m == message).map(|(code, _)| code.clone()))
+}
+
 /// The carried SQLSTATE of the error with `message`; the PL/pgSQL wrappers of
 /// migrate_upgrade and friends re-raise with it. Cleared once asked.
 pub fn take_carried(message: &str) -> Option<String> {

@@ -60,9 +60,13 @@ CREATE INDEX events_revision_id_idx ON migrate.events (revision_id);
 CREATE FUNCTION migrate.events_are_append_only() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-    RAISE EXCEPTION 'migrate.events is append-only'
+    -- One function guards both logs, so the message names the table it fired on.
+    RAISE EXCEPTION '%.% is append-only', TG_TABLE_SCHEMA, TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege',
-              DETAIL = 'The audit log keeps every upgrade, downgrade and stamp; rows are never changed or removed.';
+              DETAIL = CASE
+                  WHEN TG_TABLE_NAME OPERATOR(pg_catalog.=) 'guard_log' THEN 'The guard log keeps every acknowledged dangerous operation; rows are never changed or removed.'
+                  ELSE 'The audit log keeps every upgrade, downgrade and stamp; rows are never changed or removed.'
+              END;
 END
 $$;
 CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON migrate.events
@@ -141,6 +145,8 @@ CREATE TABLE migrate.guard_log (
 COMMENT ON TABLE migrate.guard_log IS 'Every dangerous operation the guard let through because it was acknowledged';
 CREATE TRIGGER guard_log_append_only BEFORE UPDATE OR DELETE ON migrate.guard_log
     FOR EACH ROW EXECUTE FUNCTION migrate.events_are_append_only();
+CREATE TRIGGER guard_log_no_truncate BEFORE TRUNCATE ON migrate.guard_log
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.events_are_append_only();
 GRANT SELECT ON migrate.guard_log TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('migrate.guard_log', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.guard_log', 'log_id'), '');

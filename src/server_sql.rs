@@ -13,9 +13,17 @@ use pgrx::{is_a, PgList};
 #[derive(Debug, Clone)]
 pub struct Statement {
     pub text: String,
-    /// Byte offset of the statement's first real token inside the parsed text.
-    pub offset: usize,
+    /// Line breaks before the statement's first real token: it starts
+    /// `lines_before` lines below the text's first line (see [`Statement::line`]).
+    pub lines_before: usize,
     pub kind: StatementKind,
+}
+
+impl Statement {
+    /// 1-based line of the statement when the text starts on `first_line`.
+    pub fn line(&self, first_line: usize) -> usize {
+        first_line + self.lines_before
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +122,10 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
     let list = raw_parse(sql)?;
     let statements = unsafe { PgList::<pg_sys::RawStmt>::from_pg(list) };
     let mut result = Vec::with_capacity(statements.len());
+    // Statements come in text order, so lines are counted in one forward pass.
+    let mut lines = LineCounter::new(sql);
     for raw in statements.iter_ptr() {
+        pgrx::check_for_interrupts!();
         // SAFETY: raw_parser returns a List of RawStmt.
         let raw = unsafe { &*raw };
         let start = usize::try_from(raw.stmt_location).unwrap_or(0).min(sql.len());
@@ -128,9 +139,37 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
         if text.is_empty() {
             continue;
         }
-        result.push(Statement { text, offset: start + lead, kind: classify(raw.stmt) });
+        let offset = start + lead;
+        let lines_before = lines.breaks_before(offset);
+        result.push(Statement { text, lines_before, kind: classify(raw.stmt) });
     }
     Ok(result)
+}
+
+/// Counts line breaks up to increasing offsets without rescanning the text.
+pub struct LineCounter<'a> {
+    text: &'a [u8],
+    position: usize,
+    breaks: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    pub fn new(text: &'a str) -> Self {
+        LineCounter { text: text.as_bytes(), position: 0, breaks: 0 }
+    }
+
+    /// Line breaks before `offset`. Offsets must not decrease; a smaller one
+    /// is answered by counting again from the start.
+    pub fn breaks_before(&mut self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        if offset < self.position {
+            self.position = 0;
+            self.breaks = 0;
+        }
+        self.breaks += self.text[self.position..offset].iter().filter(|&&byte| byte == b'\n').count();
+        self.position = offset;
+        self.breaks
+    }
 }
 
 /// PostgreSQL reports 1-based character positions; we slice Rust strings by byte.
@@ -154,6 +193,7 @@ fn leading_trivia_len(chunk: &str) -> usize {
 }
 
 /// 1-based line of a byte offset, counting from the line the text started on.
+/// It scans from the start: for one position (an error's); a statement knows its own line.
 pub fn line_of(text: &str, offset: usize, first_line: usize) -> usize {
     let upto = text.get(..offset.min(text.len())).unwrap_or(text);
     first_line + upto.bytes().filter(|byte| *byte == b'\n').count()
@@ -268,10 +308,10 @@ mod tests {
         let statements = split_statements(sql).unwrap();
         assert_eq!(statements.len(), 3);
         assert_eq!(statements[0].text, "CREATE TABLE a (x int)");
-        assert_eq!(line_of(sql, statements[0].offset, 1), 2);
+        assert_eq!(statements[0].line(1), 2);
         assert!(statements[1].text.contains("SELECT 1; $$"));
         assert_eq!(statements[2].text, "SELECT 2");
-        assert_eq!(line_of(sql, statements[2].offset, 1), 6);
+        assert_eq!(statements[2].line(1), 6);
     }
 
     #[pg_test]
@@ -316,5 +356,21 @@ mod tests {
             Some("CREATE INDEX  \"concurrently\" ON t (x)")
         );
         assert_eq!(without_concurrently("VACUUM t"), None);
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::{line_of, LineCounter};
+
+    #[test]
+    fn line_counter_agrees_with_line_of() {
+        let text = "a\nbb\n\nccc\nd";
+        let mut counter = LineCounter::new(text);
+        for offset in [0, 1, 2, 5, 6, 10, 11, 99] {
+            assert_eq!(1 + counter.breaks_before(offset), line_of(text, offset, 1), "offset {offset}");
+        }
+        // Going back is answered too, by counting again.
+        assert_eq!(counter.breaks_before(2), 1);
     }
 }

@@ -12,6 +12,7 @@
 pub mod context;
 mod extract;
 pub mod facts;
+mod history;
 pub mod rules;
 pub mod settings;
 pub mod triggers;

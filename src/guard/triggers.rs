@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 use super::context;
 use super::extract;
 use super::facts::{Context, History, Statement};
+use super::history::HistoryIndex;
 use super::rules::{self, Allowance, Finding, Level};
 use super::settings::{self, GuardMode};
 use crate::errors::{raise, OrRaise};
@@ -363,7 +364,7 @@ CREATE EVENT TRIGGER migrate_guard_rewrite ON table_rewrite
 /// Findings of every statement of `sql` (1-based statement numbers); `allow`
 /// are a revision's header lines.
 pub fn check_script(sql: &str, allow: &[String]) -> Vec<(i32, Finding, Level)> {
-    check_script_in(sql, allow, &mut extract::Script::default(), &mut History::default())
+    check_script_in(sql, allow, &mut extract::Script::default(), &mut HistoryIndex::default())
 }
 
 /// As check_script over scripts that run one after the other (the revisions an
@@ -371,7 +372,7 @@ pub fn check_script(sql: &str, allow: &[String]) -> Vec<(i32, Finding, Level)> {
 /// Each finding comes with the index of its script.
 pub fn check_scripts<'a>(scripts: impl IntoIterator<Item = (&'a str, &'a [String])>) -> Vec<(usize, i32, Finding, Level)> {
     let mut script = extract::Script::default();
-    let mut history = History::default();
+    let mut history = HistoryIndex::default();
     let mut out = Vec::new();
     for (index, (sql, allow)) in scripts.into_iter().enumerate() {
         pgrx::check_for_interrupts!();
@@ -380,8 +381,11 @@ pub fn check_scripts<'a>(scripts: impl IntoIterator<Item = (&'a str, &'a [String
     out
 }
 
-/// As check_script, continuing from earlier scripts (tables they create, what they drop).
-fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, history: &mut History) -> Vec<(i32, Finding, Level)> {
+/// As check_script, continuing from earlier scripts (tables they create, what they
+/// drop). `history` is an index, kept across scripts, so that each statement finds
+/// what it can be paired with by key: a copy or a scan of all of it per statement
+/// (or per script) is quadratic.
+fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, history: &mut HistoryIndex) -> Vec<(i32, Finding, Level)> {
     let statements = server_sql::split_statements(sql).unwrap_or_else(|error| {
         raise(error.code, format!("migrate_guard_check: {}", error.message), None, None)
     });
@@ -390,12 +394,13 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
     let allowances: Vec<Allowance> = allow.iter().filter_map(|line| rules::parse_header_allowance(line).ok()).collect();
     let mut out = Vec::new();
     for (index, (statement, node)) in statements.iter().zip(nodes).enumerate() {
+        pgrx::check_for_interrupts!();
         // SAFETY: node is the raw parse tree of `statement`.
         let text = statement.text.clone();
         let make = move || Some(text.clone());
         let Some(facts) = (unsafe { extract::statement(node, &extract::LazyText::new(&make), Some(script)) }) else { continue };
         let mut ctx = context(&facts, Some(statement.text.clone()), &levels);
-        ctx.history = history.clone();
+        ctx.history = history.relevant(&facts);
         for (finding, level) in rules::evaluate(&facts, &ctx, &levels) {
             if !allowances.iter().any(|a| a.rule == finding.rule) {
                 out.push((index as i32 + 1, finding, level));
@@ -404,7 +409,9 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
         if let Statement::CreateTable { name, .. } = &facts {
             script.created.insert(name.clone());
         }
-        record(history, &facts);
+        let mut recorded = History::default();
+        record(&mut recorded, &facts);
+        history.add(&recorded);
     }
     out
 }

@@ -12,6 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fmt;
 
+use crate::revisions::check_interrupts;
 use crate::revisions::list_for_message;
 use crate::revisions::parser::MigrationFile;
 use crate::revisions::target::{Anchor, BranchTarget, Target};
@@ -136,6 +137,20 @@ pub enum GraphError {
         target: String,
         direction: Direction,
     },
+    /// A merge was asked for fewer than two different revisions.
+    MergeNeedsTwo {
+        heads: Vec<String>,
+    },
+    /// A merge was asked for a revision together with one of its ancestors.
+    MergeOfAncestor {
+        ancestor: String,
+        descendant: String,
+    },
+    /// The revisions to merge already have a common descendant.
+    AlreadyMerged {
+        revisions: Vec<String>,
+        merge: String,
+    },
 }
 
 /// Shortest prefix Alembic-style users may abbreviate a revision id to.
@@ -202,6 +217,14 @@ impl GraphError {
             GraphError::InvalidForDirection { target, direction } => {
                 format!("\"{target}\" is not a valid {direction} target")
             }
+            GraphError::MergeNeedsTwo { .. } => "a merge needs at least two different revisions".to_string(),
+            GraphError::MergeOfAncestor { ancestor, descendant } => format!(
+                "cannot merge \"{descendant}\" with its own ancestor \"{ancestor}\""
+            ),
+            GraphError::AlreadyMerged { revisions, merge } => format!(
+                "revisions {} are already merged by \"{merge}\"",
+                list_for_message(revisions)
+            ),
         }
     }
 
@@ -263,6 +286,13 @@ impl GraphError {
                     "Downgrade targets are base, <rev>, -N, <rev>-N, <rev>+N, <label>@base, <label>@-N and <label>@<rev>.".to_string()
                 }
             },
+            GraphError::MergeNeedsTwo { heads } => format!("The current heads are: {}.", list_for_message(heads)),
+            GraphError::MergeOfAncestor { descendant, .. } => format!(
+                "\"{descendant}\" already contains its ancestor; merge heads of different lines of history."
+            ),
+            GraphError::AlreadyMerged { merge, .. } => format!(
+                "Merge \"{merge}\" (or a head above it) with the other heads instead; the current heads are listed by migrate_heads()."
+            ),
         };
         Some(hint)
     }
@@ -338,6 +368,7 @@ impl RevisionGraph {
 
         let mut labels: HashMap<String, usize> = HashMap::new();
         for (i, node) in nodes.iter().enumerate() {
+            check_interrupts();
             for label in &node.branch_labels {
                 if index.contains_key(label) {
                     return Err(GraphError::LabelClashesWithRevision {
@@ -374,6 +405,7 @@ impl RevisionGraph {
         let mut children = vec![Vec::new(); nodes.len()];
         let mut dependents = vec![Vec::new(); nodes.len()];
         for i in 0..nodes.len() {
+            check_interrupts();
             for &p in &parents[i] {
                 children[p].push(i);
             }
@@ -408,6 +440,7 @@ impl RevisionGraph {
             (0..n).filter(|&i| waiting[i] == 0).map(Reverse).collect();
         let mut order = Vec::with_capacity(n);
         while let Some(Reverse(i)) = ready.pop() {
+            check_interrupts();
             order.push(i);
             for &next in self.children[i].iter().chain(&self.dependents[i]) {
                 waiting[next] -= 1;
@@ -441,6 +474,7 @@ impl RevisionGraph {
         let mut path: Vec<usize> = Vec::new();
         let mut current = start;
         loop {
+            check_interrupts();
             if let Some(at) = seen_at[current] {
                 let mut cycle: Vec<String> = path[at..]
                     .iter()
@@ -468,6 +502,7 @@ impl RevisionGraph {
     /// is not a known revision.
     pub fn check_complete(&self) -> Result<(), GraphError> {
         for node in &self.nodes {
+            check_interrupts();
             let references = node
                 .parents
                 .iter()
@@ -598,6 +633,42 @@ impl RevisionGraph {
         self.resolve_index(input).map(|i| self.id(i))
     }
 
+    /// The parents of a new merge revision: `inputs` resolved and deduplicated.
+    /// Refuses fewer than two, a revision with its own ancestor (it already
+    /// contains it), and revisions that some revision already merges.
+    pub fn merge_parents(&self, inputs: &[&str]) -> Result<Vec<String>, GraphError> {
+        let mut chosen: Vec<usize> = Vec::new();
+        for input in inputs {
+            check_interrupts();
+            let i = self.resolve_index(input)?;
+            if !chosen.contains(&i) {
+                chosen.push(i);
+            }
+        }
+        if chosen.len() < 2 {
+            return Err(GraphError::MergeNeedsTwo {
+                heads: self.ids(&self.head_indices()),
+            });
+        }
+        let masks: Vec<Vec<bool>> = chosen.iter().map(|&i| self.descendant_mask(i)).collect();
+        for (a, mask) in chosen.iter().zip(&masks) {
+            if let Some(&d) = chosen.iter().find(|&&d| d != *a && mask[d]) {
+                return Err(GraphError::MergeOfAncestor {
+                    ancestor: self.id(*a).to_string(),
+                    descendant: self.id(d).to_string(),
+                });
+            }
+        }
+        let common = self.topo.iter().copied().find(|&n| masks.iter().all(|mask| mask[n]));
+        if let Some(merge) = common {
+            return Err(GraphError::AlreadyMerged {
+                revisions: self.ids(&chosen),
+                merge: self.id(merge).to_string(),
+            });
+        }
+        Ok(self.ids(&chosen))
+    }
+
     fn resolve_index(&self, input: &str) -> Result<usize, GraphError> {
         if let Some(&i) = self.index.get(input) {
             return Ok(i);
@@ -634,6 +705,7 @@ impl RevisionGraph {
         members[root] = true;
         let mut stack = vec![root];
         while let Some(i) = stack.pop() {
+            check_interrupts();
             for &c in &self.children[i] {
                 if !members[c] {
                     members[c] = true;
@@ -642,6 +714,32 @@ impl RevisionGraph {
             }
         }
         members
+    }
+
+    /// The branch labels `id` is on: its own and its ancestors' (through
+    /// Revises), in topological order. One walk, whatever the number of labels.
+    pub fn branch_labels_of(&self, id: &str) -> Vec<String> {
+        let Some(&start) = self.index.get(id) else { return Vec::new() };
+        let mut ancestors = vec![false; self.nodes.len()];
+        ancestors[start] = true;
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            check_interrupts();
+            for &p in &self.parents[i] {
+                if !ancestors[p] {
+                    ancestors[p] = true;
+                    stack.push(p);
+                }
+            }
+        }
+        let mut labels: Vec<String> = self
+            .topo
+            .iter()
+            .filter(|&&i| ancestors[i])
+            .flat_map(|&i| self.nodes[i].branch_labels.iter().cloned())
+            .collect();
+        labels.dedup();
+        labels
     }
 
     /// The labelled revision and all its descendants, in topological order
@@ -716,6 +814,7 @@ impl RevisionGraph {
     ) -> Result<usize, GraphError> {
         let mut current = start;
         for taken in 0..steps {
+            check_interrupts();
             match self.children[current].as_slice() {
                 [] => {
                     return Err(GraphError::StepOutOfRange {
@@ -748,6 +847,7 @@ impl RevisionGraph {
         let mut current = start;
         let mut taken: u64 = 0;
         while taken < steps {
+            check_interrupts();
             match self.parents[current].as_slice() {
                 [] if taken + 1 == steps => return Ok(Landing::BeforeRoot(current)),
                 [] => {
@@ -850,6 +950,7 @@ impl RevisionGraph {
         let mut removed = vec![head];
         let mut current = head;
         while (removed.len() as u64) < steps {
+            check_interrupts();
             let below: Vec<usize> = self.parents[current]
                 .iter()
                 .copied()
@@ -953,6 +1054,7 @@ impl RevisionGraph {
         }
         let mut collected: Vec<usize> = Vec::new();
         while let Some(i) = stack.pop() {
+            check_interrupts();
             collected.push(i);
             for &next in self.parents[i].iter().chain(&self.dependencies[i]) {
                 if !applied[next] && !needed[next] {
@@ -1038,6 +1140,7 @@ impl RevisionGraph {
         // Walk through unapplied revisions too, so an inconsistent applied set
         // (a gap in the middle) still loses everything built on the removal.
         while let Some(i) = stack.pop() {
+            check_interrupts();
             for &next in self.children[i].iter().chain(&self.dependents[i]) {
                 if !reached[next] {
                     reached[next] = true;
@@ -1205,6 +1308,66 @@ mod tests {
             node("y2", &["y1"]),
             node("m", &["x2", "y2"]),
         ])
+    }
+
+    #[test]
+    fn branch_labels_of_a_revision_come_from_its_ancestors() {
+        let g = merged();
+        assert_eq!(g.branch_labels_of("m"), vec!["xbranch", "ybranch"]);
+        assert_eq!(g.branch_labels_of("x2"), vec!["xbranch"]);
+        assert!(g.branch_labels_of("root").is_empty());
+        assert!(g.branch_labels_of("nope").is_empty());
+    }
+
+    // ----- merges -----
+
+    #[test]
+    fn merge_parents_of_two_heads() {
+        let g = forked();
+        assert_eq!(g.merge_parents(&["x2", "y2", "x2"]).unwrap(), vec!["x2", "y2"]);
+    }
+
+    #[test]
+    fn merge_refuses_fewer_than_two() {
+        let g = forked();
+        assert!(matches!(g.merge_parents(&["x2", "x2"]), Err(GraphError::MergeNeedsTwo { .. })));
+    }
+
+    #[test]
+    fn merge_refuses_a_revision_with_its_own_ancestor() {
+        let g = forked();
+        assert_eq!(
+            g.merge_parents(&["x2", "root"]),
+            Err(GraphError::MergeOfAncestor { ancestor: "root".into(), descendant: "x2".into() })
+        );
+        assert_eq!(
+            g.merge_parents(&["x1", "x2"]),
+            Err(GraphError::MergeOfAncestor { ancestor: "x1".into(), descendant: "x2".into() })
+        );
+    }
+
+    #[test]
+    fn merge_refuses_heads_already_merged() {
+        let g = merged();
+        assert_eq!(
+            g.merge_parents(&["x2", "y2"]),
+            Err(GraphError::AlreadyMerged { revisions: vec!["x2".into(), "y2".into()], merge: "m".into() })
+        );
+        // Below the merge too: x1 and y1 are both contained in m.
+        assert!(matches!(g.merge_parents(&["x1", "y1"]), Err(GraphError::AlreadyMerged { .. })));
+    }
+
+    #[test]
+    fn merge_of_a_merge_with_a_new_line_is_fine() {
+        let mut nodes = vec![
+            node("root", &[]),
+            node("x2", &["root"]),
+            node("y2", &["root"]),
+            node("m", &["x2", "y2"]),
+            node("z1", &["y2"]),
+        ];
+        let g = graph(std::mem::take(&mut nodes));
+        assert_eq!(g.merge_parents(&["m", "z1"]).unwrap(), vec!["m", "z1"]);
     }
 
     // ----- construction -----
@@ -2230,6 +2393,9 @@ mod tests {
                 target: "head".into(),
                 direction: Direction::Downgrade,
             },
+            GraphError::MergeNeedsTwo { heads: strings(&["a", "b"]) },
+            GraphError::MergeOfAncestor { ancestor: "a".into(), descendant: "b".into() },
+            GraphError::AlreadyMerged { revisions: strings(&["a", "b"]), merge: "m".into() },
         ];
         for error in errors {
             assert!(!error.message().is_empty());

@@ -15,6 +15,25 @@ pub use target::{parse_target, Anchor, BranchTarget, Target, TargetError};
 
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+static INTERRUPT_CHECK: OnceLock<fn()> = OnceLock::new();
+
+/// Install the host's interrupt check (PostgreSQL's CHECK_FOR_INTERRUPTS).
+/// The core has no PostgreSQL in it, so the extension hands it in once at load.
+pub fn set_interrupt_check(check: fn()) {
+    let _ = INTERRUPT_CHECK.set(check);
+}
+
+/// Called once per item by every loop over statements, lines or revisions,
+/// so a long call honours statement_timeout and pg_cancel_backend. It may not
+/// return (PostgreSQL raises the cancel as an ERROR). A no-op in unit tests.
+#[inline]
+pub fn check_interrupts() {
+    if let Some(check) = INTERRUPT_CHECK.get() {
+        check();
+    }
+}
 
 /// Lowercase hex SHA-256 of the text's UTF-8 bytes; used to notice a file
 /// that was edited after it was applied.

@@ -62,6 +62,11 @@ pub enum ParseErrorKind {
         key: String,
         value: String,
     },
+    /// A header line holds a control character: a bare carriage return would
+    /// end the `-- ...` comment that generated plans and scripts write it into.
+    ControlCharacter {
+        character: char,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,6 +281,9 @@ impl ParseError {
             ParseErrorKind::InvalidValue { key, value } => {
                 format!("invalid value \"{value}\" for \"{key}\"{on_line}")
             }
+            ParseErrorKind::ControlCharacter { character } => {
+                format!("the header line{on_line} contains a control character ({:?})", character)
+            }
         }
     }
 
@@ -339,6 +347,9 @@ impl ParseError {
                     "Identifiers are 1 to {MAX_IDENTIFIER_LEN} characters without whitespace or any of @ - + : , (they are used in targets such as \"billing@head\" and \"ab12+2\"), and cannot be head, heads or base."
                 ));
                 hint
+            }
+            ParseErrorKind::ControlCharacter { .. } => {
+                "Header lines (the message, keys and values) may hold tabs but no other control character; a carriage return is only allowed as part of a CRLF line ending.".to_string()
             }
             ParseErrorKind::InvalidValue { key, .. } => match HeaderKey::from_normalised(key) {
                 Some(HeaderKey::Transactional) => {
@@ -457,6 +468,12 @@ enum HeaderState {
     Ended,
 }
 
+/// The first control character other than a tab: \x00-\x1f and \x7f. A line
+/// here has lost its line ending, so a carriage return in it stands alone.
+fn control_character(line: &str) -> Option<char> {
+    line.chars().find(|&c| (c < ' ' && c != '\t') || c == '\x7f')
+}
+
 /// Section text with leading and trailing blank lines removed, and the
 /// 1-based line of its first kept line.
 fn section_body(lines: &[&str], marker_index: usize, end: usize) -> (String, usize) {
@@ -483,6 +500,7 @@ pub fn parse_migration(source: &str) -> Result<MigrationFile, ParseError> {
     let mut sections: Vec<(Section, usize)> = Vec::new();
 
     for (index, line) in lines.iter().enumerate() {
+        crate::revisions::check_interrupts();
         let line_no = index + 1;
         let trimmed = line.trim();
         if let Some(marker) = section_marker(trimmed) {
@@ -514,6 +532,9 @@ pub fn parse_migration(source: &str) -> Result<MigrationFile, ParseError> {
         }
         if !sections.is_empty() {
             continue; // section bodies are SQL and are not interpreted here
+        }
+        if let Some(character) = control_character(line) {
+            return Err(ParseError::at(ParseErrorKind::ControlCharacter { character }, line_no));
         }
         if trimmed.is_empty() {
             if state == HeaderState::InLeadingRun {
@@ -661,6 +682,34 @@ DROP TABLE user_preferences;
         let file = parse_migration(&crlf).expect("valid CRLF file");
         assert_eq!(file, parse_migration(FULL).expect("valid file"));
         assert!(!file.upgrade_sql.contains('\r'));
+    }
+
+    #[test]
+    fn a_bare_carriage_return_in_the_message_is_refused() {
+        let source = "-- x\rSELECT 1/0;\n-- Revision ID: abc123\n-- migrate:upgrade\nSELECT 1;\n";
+        let error = parse_migration(source).unwrap_err();
+        assert_eq!(error.kind, ParseErrorKind::ControlCharacter { character: '\r' });
+        assert_eq!(error.line, Some(1));
+        assert!(error.message().contains("on line 1"), "{}", error.message());
+    }
+
+    #[test]
+    fn control_characters_in_header_values_are_refused() {
+        for bad in ["\r", "\u{0}", "\u{1b}", "\u{7f}", "\u{b}", "\u{c}"] {
+            let source = format!("-- message\n-- Revision ID: abc123\n-- Create Date: 2026{bad}x\n-- migrate:upgrade\nSELECT 1;");
+            let error = parse_migration(&source).unwrap_err();
+            assert!(matches!(error.kind, ParseErrorKind::ControlCharacter { .. }), "{bad:?}: {error:?}");
+            assert_eq!(error.line, Some(3), "{bad:?}");
+        }
+        // A tab is fine, and so is a CRLF line ending.
+        let file = parse_migration("-- a\tmessage\r\n-- Revision ID: abc123\r\n-- migrate:upgrade\r\nSELECT 1;\r\n").unwrap();
+        assert_eq!(file.message, "a\tmessage");
+    }
+
+    #[test]
+    fn control_characters_in_section_bodies_are_left_to_sql() {
+        let file = parse_migration("-- Revision ID: abc123\n-- migrate:upgrade\nSELECT 'a\rb';").unwrap();
+        assert_eq!(file.upgrade_sql, "SELECT 'a\rb';");
     }
 
     #[test]

@@ -77,6 +77,7 @@ fn migrate_history() -> TableIterator<
     let current: HashSet<&str> = loaded.graph.current_heads(&ids).into_iter().collect();
     let mut rows = Vec::with_capacity(loaded.graph.len() + applied.len());
     for id in loaded.graph.topo_order() {
+        pgrx::check_for_interrupts!();
         let Some(node) = loaded.graph.get(id) else { continue };
         let row = applied.get(id);
         rows.push((
@@ -135,21 +136,8 @@ fn migrate_heads() -> TableIterator<
 
 /// The labels a revision belongs to: its own and those of its labelled ancestors.
 fn branch_labels_of(loaded: &LoadedGraph, id: &str) -> Vec<String> {
-    let mut labels: Vec<String> = loaded
-        .graph
-        .topo_order()
-        .into_iter()
-        .filter_map(|candidate| loaded.graph.get(candidate))
-        .filter(|node| !node.branch_labels.is_empty())
-        .filter(|node| {
-            node.branch_labels.iter().any(|label| {
-                loaded.graph.branch_members(label).map(|m| m.contains(&id)).unwrap_or(false)
-            })
-        })
-        .flat_map(|node| node.branch_labels.clone())
-        .collect();
-    labels.dedup();
-    labels
+    pgrx::check_for_interrupts!();
+    loaded.graph.branch_labels_of(id)
 }
 
 /// Branch points: revisions with more than one child.

@@ -130,6 +130,7 @@ pub fn load_sources(sources: Vec<Source>, force: bool, action: &str) -> Vec<Load
     let mut parsed: Vec<(MigrationFile, Source)> = Vec::with_capacity(sources.len());
     let mut seen: HashMap<String, Option<String>> = HashMap::new();
     for source in sources {
+        pgrx::check_for_interrupts!();
         let file = parse_migration(&source.text)
             .unwrap_or_else(|error| raise_parse_error(source.file.as_deref(), &error));
         validate_sql(&file, source.file.as_deref());
@@ -182,6 +183,7 @@ pub fn load_sources(sources: Vec<Source>, force: bool, action: &str) -> Vec<Load
             existing.iter().map(|d| (d.node.id.as_str(), d)).collect();
         let mut loaded = Vec::with_capacity(parsed.len());
         for (file, source) in &parsed {
+            pgrx::check_for_interrupts!();
             let new_checksum = checksum(&file.upgrade_sql);
             let id = file.revision_id.as_str();
             let status = match existing.get(id) {
@@ -304,7 +306,8 @@ fn validate_sql(file: &MigrationFile, source_file: Option<&str>) {
             )
         });
         for statement in statements {
-            let line = line_of(sql, statement.offset, first_line);
+            pgrx::check_for_interrupts!();
+            let line = statement.line(first_line);
             match statement.kind {
                 StatementKind::Ordinary => {}
                 StatementKind::TransactionControl => raise(
@@ -343,24 +346,8 @@ fn validate_sql(file: &MigrationFile, source_file: Option<&str>) {
 fn migrate_merge(revisions: Vec<Option<String>>, message: default!(&str, "'merge heads'")) -> String {
     let (parents, id) = Spi::connect(|client| {
         let loaded = store::load_graph(client);
-        let mut parents: Vec<String> = Vec::new();
-        for input in revisions.iter().flatten() {
-            let id = loaded.graph.resolve_revision(input).unwrap_or_else(|e| raise_graph_error(&e));
-            if !parents.iter().any(|p| p == id) {
-                parents.push(id.to_string());
-            }
-        }
-        if parents.len() < 2 {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                "a merge needs at least two different revisions",
-                None,
-                Some(format!(
-                    "The current heads are: {}",
-                    loaded.graph.heads().join(", ")
-                )),
-            );
-        }
+        let inputs: Vec<&str> = revisions.iter().flatten().map(String::as_str).collect();
+        let parents = loaded.graph.merge_parents(&inputs).unwrap_or_else(|e| raise_graph_error(&e));
         let id = loop {
             let candidate: String = client
                 .select("SELECT pg_catalog.left(pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', ''), 12)", None, &[])
@@ -373,7 +360,9 @@ fn migrate_merge(revisions: Vec<Option<String>>, message: default!(&str, "'merge
         };
         (parents, id)
     });
-    let message = message.replace(['\r', '\n'], " ");
+    // The message becomes the file's first header line, where the parser
+    // refuses control characters.
+    let message: String = message.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect();
     let source = format!(
         "-- {message}\n--\n-- Revision ID: {id}\n-- Revises: {}\n\n-- migrate:upgrade\n\n-- migrate:downgrade\n",
         parents.join(", ")

@@ -38,6 +38,7 @@ fn migrate_test_roundtrip() -> TableIterator<
         // Everything below is undone at the end, whatever happens.
         let _ = subxact::run(Keep::Rollback, || {
             for (phase, direction, target) in phases {
+                pgrx::check_for_interrupts!();
                 let applied = store::applied_ids(client);
                 let plan = match direction {
                     Direction::Upgrade => loaded.graph.upgrade_plan(&applied, &target),
@@ -53,6 +54,7 @@ fn migrate_test_roundtrip() -> TableIterator<
                 let ids: Vec<String> = steps.iter().map(|s| s.revision.clone()).collect();
                 let bodies = store::bodies(client, &ids);
                 for step in &steps {
+                    pgrx::check_for_interrupts!();
                     let Some(body) = bodies.get(&step.revision) else { continue };
                     let (sql, first_line) = body.section(direction);
                     let warning = match sql {
@@ -81,9 +83,10 @@ fn migrate_test_roundtrip() -> TableIterator<
                     });
                     match (outcome, warning) {
                         (Err(failure), _) => {
+                            // The real five characters, a user's own code included.
                             let detail = match failure.detail {
-                                Some(detail) => format!("{} ({:?}): {detail}", failure.message, failure.code),
-                                None => format!("{} ({:?})", failure.message, failure.code),
+                                Some(detail) => format!("{} ({}): {detail}", failure.message, failure.sqlstate),
+                                None => format!("{} ({})", failure.message, failure.sqlstate),
                             };
                             rows.push((phase.into(), step.revision.clone(), "failed".into(), Some(detail)));
                             return;

@@ -300,6 +300,7 @@ fn planned<'a>(client: &SpiClient<'_>, loaded: &'a LoadedGraph, steps: &'a [Step
     steps
         .iter()
         .filter_map(|step| {
+            pgrx::check_for_interrupts!();
             let node = loaded.graph.get(&step.revision)?;
             let definition = loaded.definitions.get(&step.revision)?;
             let body = bodies.get(&step.revision)?;
@@ -333,6 +334,15 @@ fn steps_for(client: &SpiClient<'_>, target: &str, direction: &str) -> (LoadedGr
     (loaded, steps, direction)
 }
 
+/// One `-- ` comment line from any text. A carriage return or line feed would
+/// end the comment and let the rest run as SQL, so every control character
+/// (tabs aside) becomes a space. Every comment written from data goes here.
+fn sql_comment(text: &str) -> String {
+    let safe: String = text.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect();
+    format!("-- {safe}")
+}
+
+/// A call of a bookkeeping function; every argument is a quoted literal.
 fn call(function: &str, revision: &PlannedRevision<'_>, method: &str) -> String {
     format!(
         "migrate.{function}({}, {}, {}{})",
@@ -364,11 +374,16 @@ fn migrate_plan(
         for revision in planned(client, &loaded, &steps) {
             let banner = step_banner(revision.step, &revision.node.message);
             if revision.node.transactional {
-                rows.push(format!("-- {banner}\nSELECT * FROM {}", call("apply_step", &revision, "")));
+                rows.push(format!("{}\nSELECT * FROM {}", sql_comment(&banner), call("apply_step", &revision, "")));
                 continue;
             }
-            rows.push(format!("-- {banner} (outside a transaction)\nSELECT {}", call("begin_step", &revision, "")));
+            rows.push(format!(
+                "{}\nSELECT {}",
+                sql_comment(&format!("{banner} (outside a transaction)")),
+                call("begin_step", &revision, "")
+            ));
             for statement in &revision.statements {
+                pgrx::check_for_interrupts!();
                 if direction == Direction::Upgrade {
                     if let Some(drop) = drop_invalid_index(client, statement) {
                         rows.push(drop);
@@ -393,8 +408,8 @@ fn drop_invalid_index(client: &SpiClient<'_>, statement: &str) -> Option<String>
     };
     match index_state(client, index)? {
         (qualified, false) => Some(format!(
-            "-- {qualified} is INVALID, left by a failed concurrent build: drop it before rebuilding\n\
-             DROP INDEX CONCURRENTLY IF EXISTS {qualified}"
+            "{}\nDROP INDEX CONCURRENTLY IF EXISTS {qualified}",
+            sql_comment(&format!("{qualified} is INVALID, left by a failed concurrent build: drop it before rebuilding"))
         )),
         (_, true) => None,
     }
@@ -413,10 +428,12 @@ fn migrate_sql(target: default!(&str, "'head'"), direction: default!(&str, "'upg
             .or_raise("read the database name")
             .unwrap_or_default();
         let mut script = format!(
-            "-- pg_migrate offline script: {} to '{target}' ({} revisions), made from database {database}\n\
-             -- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>\n\n",
-            direction.as_str(),
-            steps.len()
+            "{}\n-- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>\n\n",
+            sql_comment(&format!(
+                "pg_migrate offline script: {} to '{target}' ({} revisions), made from database {database}",
+                direction.as_str(),
+                steps.len()
+            ))
         );
         if steps.is_empty() {
             script.push_str("-- Nothing to do.\n");
@@ -432,8 +449,13 @@ fn migrate_sql(target: default!(&str, "'head'"), direction: default!(&str, "'upg
                 in_transaction = transactional;
             }
             let outside = if transactional { "" } else { " (outside a transaction)" };
-            script.push_str(&format!("-- {banner}{outside}\nSELECT {};\n\n", call("begin_step", &revision, "")));
+            script.push_str(&format!(
+                "{}\nSELECT {};\n\n",
+                sql_comment(&format!("{banner}{outside}")),
+                call("begin_step", &revision, "")
+            ));
             for statement in &revision.statements {
+                pgrx::check_for_interrupts!();
                 script.push_str(statement);
                 script.push_str(";\n\n");
             }
@@ -445,6 +467,21 @@ fn migrate_sql(target: default!(&str, "'head'"), direction: default!(&str, "'upg
         script.push_str("SELECT migrate.unlock();\n");
         script
     })
+}
+
+#[cfg(test)]
+mod comment_tests {
+    use super::sql_comment;
+
+    #[test]
+    fn a_comment_cannot_be_ended_by_its_text() {
+        for text in ["x\rSELECT 1/0;", "x\nSELECT 1/0;", "x\r\nDROP TABLE t;", "a\u{0}b\u{85}c"] {
+            let comment = sql_comment(text);
+            assert!(comment.starts_with("-- "));
+            assert!(!comment.chars().any(char::is_control), "{comment:?}");
+        }
+        assert_eq!(sql_comment("Running upgrade  -> a1, add\tt"), "-- Running upgrade  -> a1, add\tt");
+    }
 }
 
 pgrx::extension_sql!(

@@ -1,6 +1,6 @@
 """The extension's objects describe themselves in psql (\\df+, \\dt+, \\dv+, \\dy+)."""
 
-from conftest import connect
+from conftest import connect, refused
 
 UNCOMMENTED = r"""
 WITH members AS (
@@ -28,3 +28,10 @@ def test_every_object_has_a_comment(db):
     with connect(db) as conn:
         missing = [row[0] for row in conn.execute(UNCOMMENTED)]
     assert missing == [], "objects without a COMMENT:\n" + "\n".join(missing)
+
+
+def test_audit_logs_cannot_be_truncated(db):
+    with connect(db) as conn:
+        for table in ("migrate.events", "migrate.guard_log"):
+            error = refused(conn, f"TRUNCATE {table}", "42501")
+            assert error.diag.message_primary == f"{table} is append-only"
