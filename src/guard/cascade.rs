@@ -233,11 +233,11 @@ fn named_trees(rows: &[Dropped]) -> std::collections::HashSet<pg_sys::Oid> {
 }
 
 /// What an sql_drop event dropped that no other rule judged: None when there
-/// is nothing to say. `tag` is the command tag (`DROP SCHEMA`).
+/// is nothing to say.
 ///
 /// # Safety
-/// Called from an sql_drop event trigger with the command's raw parse tree.
-pub unsafe fn dropped_statement(node: *mut pg_sys::Node, tag: &str) -> Option<Statement> {
+/// Called from an sql_drop event trigger with the command's raw parse tree and tag.
+pub unsafe fn dropped_statement(node: *mut pg_sys::Node, tag: pg_sys::CommandTag::Type) -> Option<Statement> {
     if !may_drop_unnamed_data(node) {
         return None;
     }
@@ -276,7 +276,8 @@ pub unsafe fn dropped_statement(node: *mut pg_sys::Node, tag: &str) -> Option<St
     if tables.is_empty() && columns.is_empty() {
         return None;
     }
-    Some(Statement::Dropped { command: tag.to_string(), tables, columns })
+    let command = CStr::from_ptr(pg_sys::GetCommandTagName(tag)).to_string_lossy().into_owned();
+    Some(Statement::Dropped { command, tables, columns })
 }
 
 pgrx::extension_sql!(

@@ -306,10 +306,10 @@ fn guard_sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> Verdict {
             return Verdict::default();
         }
         let data = &*(context as *mut pg_sys::EventTriggerData);
-        (data.parsetree, CStr::from_ptr(pg_sys::GetCommandTagName(data.tag)).to_string_lossy().into_owned())
+        (data.parsetree, data.tag)
     };
-    // SAFETY: the raw parse tree of the command that dropped the objects.
-    match unsafe { super::cascade::dropped_statement(node, &tag) } {
+    // SAFETY: the raw parse tree and tag of the command that dropped the objects.
+    match unsafe { super::cascade::dropped_statement(node, tag) } {
         Some(statement) => {
             // SAFETY: node is a valid parse tree node (dropped_statement checked it).
             let node_tag = unsafe { (*node).type_ };
