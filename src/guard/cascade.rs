@@ -138,13 +138,15 @@ unsafe fn read_dropped() -> Option<Vec<Dropped>> {
     }))
 }
 
-/// Whether this transaction created the relation whose pg_class row this
-/// command deleted. The relcache entry that knew it is gone with the table;
-/// the row's versions still say it: created here means every version was
-/// written by this transaction. (A version's xmin alone is ours after any
-/// ALTER in this transaction too.) Read with SnapshotAny: every version the
-/// index still points to, deleted or not.
-unsafe fn created_in_transaction(oid: pg_sys::Oid) -> bool {
+/// What the versions of a dropped table's pg_class row say. The relcache entry
+/// that knew whether this transaction created the table is gone with it; the
+/// row's versions still say it: created here means every version was written
+/// by this transaction (a version's xmin alone is ours after any ALTER in this
+/// transaction too). And the version this command deleted holds the table's
+/// storage, for a snapshot that never saw it (a REPEATABLE READ transaction
+/// dropping a table created after its snapshot). Read with SnapshotAny: every
+/// version the index still points to, deleted or not.
+unsafe fn row_versions(oid: pg_sys::Oid) -> (bool, Option<Storage>) {
     let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
     let catalog = pg_sys::table_open(pg_sys::RelationRelationId, lock);
     let mut key = pg_sys::ScanKeyData::default();
@@ -165,19 +167,38 @@ unsafe fn created_in_transaction(oid: pg_sys::Oid) -> bool {
     );
     let mut versions = 0;
     let mut all_ours = true;
+    let mut deleted = None;
     loop {
         let tuple = pg_sys::systable_getnext(scan);
         if tuple.is_null() {
             break;
         }
         versions += 1;
-        if !pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::HeapTupleHeaderGetXmin((*tuple).t_data)) {
+        let header = (*tuple).t_data;
+        if !pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::HeapTupleHeaderGetXmin(header)) {
             all_ours = false;
+        }
+        // Deleted, not updated or locked, by this transaction: its xmax is
+        // ours and its ctid points to itself.
+        let infomask = u32::from((*header).t_infomask);
+        let xmax = (*header).t_choice.t_heap.t_xmax;
+        if infomask & (pg_sys::HEAP_XMAX_IS_MULTI | pg_sys::HEAP_XMAX_LOCK_ONLY) == 0
+            && pg_sys::TransactionIdIsCurrentTransactionId(xmax)
+            && pg_sys::ItemPointerEquals(&mut (*tuple).t_self, &mut (*header).t_ctid)
+        {
+            let form = &*((header as *const u8).add(usize::from((*header).t_hoff)) as *const pg_sys::FormData_pg_class);
+            deleted = Some(Storage {
+                relfilenode: form.relfilenode,
+                tablespace: form.reltablespace,
+                persistence: (form.relpersistence as u8 as char).to_string(),
+                reltuples: f64::from(form.reltuples),
+                relpages: form.relpages,
+            });
         }
     }
     pg_sys::systable_endscan(scan);
     pg_sys::table_close(catalog, lock);
-    versions > 0 && all_ours
+    (versions > 0 && all_ours, deleted)
 }
 
 /// Blocks of a dropped table's main fork: its file is unlinked only at commit.
@@ -200,13 +221,14 @@ unsafe fn blocks_on_disk(storage: &Storage) -> i64 {
 
 /// The facts of a dropped table, as it was before the command.
 unsafe fn dropped_table(row: &Dropped) -> Table {
-    let storage = row.storage.as_ref();
+    let (created_in_transaction, deleted) = row_versions(row.oid);
+    let storage = row.storage.as_ref().or(deleted.as_ref());
     let bytes = storage.map_or(0, |s| blocks_on_disk(s) * i64::from(pg_sys::BLCKSZ));
     Table {
         name: row.identity.clone(),
         rows: storage.map_or(0, |s| s.reltuples.max(0.0) as i64),
         bytes,
-        created_in_transaction: created_in_transaction(row.oid),
+        created_in_transaction,
         temporary: row.temporary || storage.is_some_and(|s| s.persistence == "t"),
         oid: u32::from(row.oid),
     }

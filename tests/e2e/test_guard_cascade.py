@@ -321,3 +321,23 @@ def test_warn_mode_and_levels(conn):
     conn.execute("SET pg_migrate.guard = 'warn'")
     conn.execute("DROP TYPE mood CASCADE")
     assert "MG021" in seen
+
+
+def test_a_table_created_after_a_repeatable_read_snapshot_is_still_guarded(db, conn):
+    """The command's snapshot never saw the table, but DROP SCHEMA drops it: its
+    size comes from the catalog row the command deleted."""
+    conn.execute("CREATE SCHEMA app")
+    old = connect(db, autocommit=False)
+    old.execute("SET lock_timeout = '5s'")
+    old.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    old.execute("SELECT 1")  # the transaction's snapshot
+    conn.execute("CREATE TABLE app.late (id bigint)")
+    conn.execute(f"INSERT INTO app.late SELECT g FROM generate_series(1, {ROWS}) g")
+    conn.execute("ANALYZE app.late")
+    with pytest.raises(psycopg.Error) as caught:
+        old.execute("DROP SCHEMA app CASCADE")
+    assert caught.value.sqlstate == "MG020", caught.value
+    assert "app.late (~2,000 rows" in caught.value.diag.message_primary
+    old.rollback()
+    old.close()
+    assert count(conn, "SELECT count(*) FROM app.late") == ROWS
