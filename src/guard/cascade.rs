@@ -15,6 +15,7 @@
 //! Ordinary DDL pays nothing: the decision whether to look at all is made from
 //! the parse tree, and a DROP TABLE or DROP INDEX without CASCADE never looks.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 
 use pgrx::pg_sys::{self, NodeTag};
@@ -236,22 +237,23 @@ unsafe fn dropped_table(row: &Dropped) -> Table {
 
 /// The tables a DROP TABLE names, with their partitions and inheritance
 /// children: drop_table judged those before the command ran, by their whole tree.
-fn named_trees(rows: &[Dropped]) -> std::collections::HashSet<pg_sys::Oid> {
-    let mut named: std::collections::HashSet<pg_sys::Oid> =
-        rows.iter().filter(|r| r.original && r.object_type == "table").map(|r| r.oid).collect();
-    // Children are listed after their parents, but a fixed point does not rely on it.
-    loop {
-        pgrx::check_for_interrupts!();
-        let before = named.len();
-        for row in rows {
-            if row.object_type == "table" && row.parents.iter().any(|p| named.contains(p)) {
-                named.insert(row.oid);
-            }
-        }
-        if named.len() == before {
-            return named;
+fn named_trees(rows: &[Dropped]) -> HashSet<pg_sys::Oid> {
+    let mut children: HashMap<pg_sys::Oid, Vec<pg_sys::Oid>> = HashMap::new();
+    for row in rows.iter().filter(|r| r.object_type == "table") {
+        for parent in &row.parents {
+            children.entry(*parent).or_default().push(row.oid);
         }
     }
+    let mut named = HashSet::new();
+    let mut pending: Vec<pg_sys::Oid> =
+        rows.iter().filter(|r| r.original && r.object_type == "table").map(|r| r.oid).collect();
+    while let Some(oid) = pending.pop() {
+        pgrx::check_for_interrupts!();
+        if named.insert(oid) {
+            pending.extend(children.get(&oid).into_iter().flatten());
+        }
+    }
+    named
 }
 
 /// What an sql_drop event dropped that no other rule judged: None when there
@@ -274,7 +276,7 @@ pub unsafe fn dropped_statement(node: *mut pg_sys::Node, tag: pg_sys::CommandTag
     } else {
         Default::default()
     };
-    let dropped_tables: std::collections::HashSet<pg_sys::Oid> =
+    let dropped_tables: HashSet<pg_sys::Oid> =
         rows.iter().filter(|r| r.object_type == "table").map(|r| r.oid).collect();
     let mut tables = Vec::new();
     let mut columns = Vec::new();
