@@ -12,6 +12,8 @@
 //! visible to it: a read-only query under that snapshot still sees pg_class
 //! (size estimate, storage) and pg_attribute (a dropped column's old name).
 //! The files stay on disk until commit, so their real size can be measured.
+//! (When the snapshot never saw a table, the pg_class row version the command
+//! deleted has the same facts: `row_versions`.)
 //! Ordinary DDL pays nothing: the decision whether to look at all is made from
 //! the parse tree, and a DROP TABLE or DROP INDEX without CASCADE never looks.
 

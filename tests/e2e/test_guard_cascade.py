@@ -175,6 +175,22 @@ def test_an_inherited_table_dropped_by_cascade_counts_once(conn):
     assert [rule for rule, *_ in logged(conn)] == ["drop_table"]
 
 
+def test_a_partitioned_table_is_drop_tables_with_its_partitions(conn):
+    """DROP TABLE of a partitioned table: drop_table counts the rows of its
+    partitions; the partitions PostgreSQL drops with it are not asked about again."""
+    conn.execute("CREATE TABLE measurements (id bigint, at date) PARTITION BY RANGE (at)")
+    conn.execute("CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')")
+    conn.execute(f"INSERT INTO measurements SELECT g, '2026-05-01' FROM generate_series(1, {ROWS}) g")
+    conn.execute("ANALYZE measurements_2026")
+    error = refused(conn, "DROP TABLE measurements", "MG003")
+    assert "dropping public.measurements (~2,000 rows" in error.diag.message_primary, error.diag.message_primary
+    assert count(conn, "SELECT count(*) FROM measurements") == ROWS
+    with conn.transaction():
+        conn.execute(f"SET LOCAL pg_migrate.allow = 'drop_table: {REASON}'")
+        conn.execute("DROP TABLE measurements CASCADE")
+    assert [rule for rule, *_ in logged(conn)] == ["drop_table"]
+
+
 # --- what is let through --------------------------------------------------------
 
 def test_empty_tables_and_columns_are_let_through(conn):
