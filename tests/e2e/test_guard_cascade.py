@@ -106,6 +106,7 @@ def test_drop_owned_drops_a_table_with_rows(conn):
         fill(conn, "owned", "'x'")
         error = refused(conn, f"DROP OWNED BY {role}", "MG020")
         assert "DROP OWNED drops table public.owned" in error.diag.message_primary
+        assert "REASSIGN OWNED BY <role> TO <new owner>" in error.diag.message_hint
         assert count(conn, "SELECT count(*) FROM owned") == ROWS
         with conn.transaction():
             conn.execute(f"SET LOCAL pg_migrate.allow = 'cascade_drop_table: {REASON}'")

@@ -34,12 +34,28 @@ pub fn check(statement: &Statement, _ctx: &Context) -> Vec<Finding> {
              extension's or schema's contents): {}. Their rows are gone for good; only a backup brings them back.",
             named.join(", ")
         ),
-        format!(
-            "Run the statement with RESTRICT (the default) to see every dependent object; check each table, \
-             keep a dump (pg_dump {}), and drop the tables explicitly with DROP TABLE before the rest.",
-            dumps.join(" ")
-        ),
+        safe_way(command, &lost, &dumps.join(" ")),
     )]
+}
+
+/// The safe way depends on how the command reaches the tables.
+fn safe_way(command: &str, lost: &[&Table], dumps: &str) -> String {
+    let first = &lost[0].name;
+    match command {
+        "DROP OWNED" => format!(
+            "To keep the role's tables, give them away first: REASSIGN OWNED BY <role> TO <new owner>; then DROP \
+             OWNED drops only its privileges. Or keep a dump (pg_dump {dumps}) and drop the tables explicitly with \
+             DROP TABLE before the rest."
+        ),
+        "DROP EXTENSION" => format!(
+            "To keep a member table, take it out of the extension first: ALTER EXTENSION <extension> DROP TABLE \
+             {first}; Or keep a dump (pg_dump {dumps}) and drop the tables explicitly before the rest."
+        ),
+        _ => format!(
+            "Run the statement with RESTRICT (the default) to see every dependent object; check each table, \
+             keep a dump (pg_dump {dumps}), and drop the tables explicitly with DROP TABLE before the rest."
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -69,6 +85,17 @@ mod tests {
         assert!(!found[0].detail.contains("app.empty"), "{}", found[0].detail);
         let many: Vec<Table> = (0..8).map(|i| table(&format!("app.t{i}"), 1)).collect();
         assert!(check(&dropped(many), &ctx())[0].detail.contains("and 3 more"));
+    }
+
+    #[test]
+    fn the_safe_way_fits_the_command() {
+        let found = |command: &str| {
+            let statement = Statement::Dropped { command: command.into(), tables: vec![table("public.jobs", 3)], columns: vec![] };
+            check(&statement, &ctx()).remove(0).hint
+        };
+        assert!(found("DROP OWNED").contains("REASSIGN OWNED BY <role> TO <new owner>"));
+        assert!(found("DROP EXTENSION").contains("ALTER EXTENSION <extension> DROP TABLE public.jobs;"));
+        assert!(found("DROP TYPE").contains("RESTRICT"));
     }
 
     #[test]
