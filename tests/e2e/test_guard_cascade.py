@@ -9,7 +9,7 @@ defaults, indexes, views; and the acknowledged forms, audited."""
 import psycopg
 import pytest
 
-from conftest import connect, load, refused, revision, scalar, unique_name
+from conftest import connect, load, psql, refused, revision, scalar, unique_name
 
 ROWS = 2000
 REASON = "archived to the warehouse in ticket 812"
@@ -311,6 +311,20 @@ def test_a_revision_allow_line_acknowledges(conn):
     assert scalar(conn, "SELECT to_regtype('mood') IS NULL")
     assert conn.execute("SELECT rule, reason, revision_id, source FROM migrate.guard_log").fetchall() == [
         ("cascade_drop_column", REASON, "cascade00001", "revision")]
+
+
+def test_a_plan_step_allow_line_acknowledges(db, conn):
+    """A non-transactional revision's statements run one by one from psql's
+    \\gexec; its Allow line covers them at the sql_drop event too."""
+    conn.execute("CREATE SCHEMA app")
+    conn.execute("CREATE TABLE app.orders (id bigint)")
+    conn.execute(f"INSERT INTO app.orders SELECT g FROM generate_series(1, {ROWS}) g")
+    load(conn, revision("cascade00003", "DROP SCHEMA app CASCADE;", "SELECT 1;", transactional=False,
+                        extra=f"-- Allow: cascade_drop_table {REASON}"))
+    psql(db, "SELECT * FROM migrate_plan('head') \\gexec")
+    assert scalar(conn, "SELECT to_regnamespace('app') IS NULL")
+    assert conn.execute("SELECT rule, reason, revision_id, source FROM migrate.guard_log").fetchall() == [
+        ("cascade_drop_table", REASON, "cascade00003", "revision")]
 
 
 def test_a_revision_without_the_allow_line_is_refused(conn):
