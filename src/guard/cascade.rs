@@ -37,7 +37,7 @@ use crate::errors::raise;
 ///
 /// # Safety
 /// `node` is null or a valid raw parse tree node.
-pub unsafe fn may_drop_unnamed_data(node: *mut pg_sys::Node) -> bool {
+unsafe fn may_drop_unnamed_data(node: *mut pg_sys::Node) -> bool {
     if node.is_null() {
         return false;
     }

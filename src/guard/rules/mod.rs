@@ -144,7 +144,7 @@ impl Rule {
             Rule::PreferJsonb => "MG201",
             Rule::PreferTimestamptz => "MG202",
             Rule::PreferBigintPk => "MG203",
-            // Data loss by cascade: MG020 on, apart from the lock rules MG005-MG019.
+            // Data lost by cascade, from MG020 (MG012-MG019 are left for the other rules in progress).
             Rule::CascadeDropTable => "MG020",
             Rule::CascadeDropColumn => "MG021",
         }
