@@ -22,6 +22,7 @@ REVOKE EXECUTE ON FUNCTION migrate.end_step(text, text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION migrate.run_step(text, text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION migrate.apply_step(text, text, text, text) FROM PUBLIC;
 
+<<<<<<< HEAD
 -- Issue 9, search_path: the SQL objects that run under the caller's search_path
 -- name everything through pg_catalog, operators (OPERATOR(pg_catalog.=)) and
 -- PL/pgSQL variable types included, so that look-alikes a database owner plants
@@ -321,6 +322,27 @@ $$;
 -- The guard's audit log cannot be truncated either.
 CREATE TRIGGER guard_log_no_truncate BEFORE TRUNCATE ON migrate.guard_log
     FOR EACH STATEMENT EXECUTE FUNCTION migrate.events_are_append_only();
+=======
+-- Issue 10, data loss by cascade: an sql_drop event trigger judges the tables
+-- and columns a command dropped without naming them (DROP SCHEMA/TYPE/DOMAIN/
+-- FUNCTION/EXTENSION ... CASCADE, DROP OWNED). Before the descriptions below,
+-- which describe its function.
+CREATE FUNCTION migrate.guard_sql_drop() RETURNS event_trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_guard_sql_drop';
+
+-- Every command that can drop a table or a column it does not name. Not ALTER
+-- TABLE (its drops are its own columns, judged before it runs) and not DROP
+-- INDEX: ordinary DDL pays no call.
+CREATE EVENT TRIGGER migrate_guard_drop ON sql_drop
+    WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TYPE', 'DROP DOMAIN', 'DROP FUNCTION',
+                 'DROP PROCEDURE', 'DROP ROUTINE', 'DROP AGGREGATE', 'DROP OPERATOR', 'DROP CAST',
+                 'DROP COLLATION', 'DROP EXTENSION', 'DROP VIEW', 'DROP MATERIALIZED VIEW', 'DROP FOREIGN TABLE',
+                 'DROP SEQUENCE', 'DROP LANGUAGE', 'DROP ACCESS METHOD', 'DROP TEXT SEARCH CONFIGURATION',
+                 'DROP TEXT SEARCH DICTIONARY', 'DROP TEXT SEARCH PARSER', 'DROP TEXT SEARCH TEMPLATE',
+                 'DROP CONVERSION', 'DROP OPERATOR CLASS', 'DROP OPERATOR FAMILY', 'DROP TRANSFORM',
+                 'DROP SERVER', 'DROP FOREIGN DATA WRAPPER', 'ALTER TYPE', 'ALTER DOMAIN')
+    EXECUTE FUNCTION migrate.guard_sql_drop();
+>>>>>>> h/cascade
 
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
@@ -364,6 +386,7 @@ BEGIN
         ('migrate_review', 'What the DDL guard would say about the revisions an upgrade to target would apply, before running them.'),
         ('migrate.guard_ddl_start', 'Event trigger function (ddl_command_start): checks each DDL statement against the guard''s rules.'),
         ('migrate.guard_table_rewrite', 'Event trigger function (table_rewrite): refuses a rewrite of a large table that other sessions use.'),
+        ('migrate.guard_sql_drop', 'Event trigger function (sql_drop): refuses a command that dropped, by cascade or without naming them, tables with rows or columns with data.'),
         -- Backfills.
         ('migrate_backfill', 'Batched UPDATE table SET set_expression WHERE where_condition, committing after every batch; resumable, throttled.'),
         ('migrate_backfill_resume', 'Continue a paused, failed or interrupted backfill after its last committed batch.'),
@@ -416,6 +439,7 @@ $describe$;
 
 COMMENT ON EVENT TRIGGER migrate_guard_start IS 'pg_migrate''s DDL guard: checks dangerous DDL before it runs';
 COMMENT ON EVENT TRIGGER migrate_guard_rewrite IS 'pg_migrate''s DDL guard: checks table rewrites before they start';
+COMMENT ON EVENT TRIGGER migrate_guard_drop IS 'pg_migrate''s DDL guard: checks what a command dropped by cascade, before it commits';
 COMMENT ON TRIGGER events_append_only ON migrate.events IS 'The audit log is append-only: no UPDATE or DELETE';
 COMMENT ON TRIGGER events_no_truncate ON migrate.events IS 'The audit log is append-only: no TRUNCATE';
 COMMENT ON TRIGGER guard_log_append_only ON migrate.guard_log IS 'The guard''s audit log is append-only: no UPDATE or DELETE';

@@ -38,6 +38,7 @@ BEGIN
         ('migrate_review', 'What the DDL guard would say about the revisions an upgrade to target would apply, before running them.'),
         ('migrate.guard_ddl_start', 'Event trigger function (ddl_command_start): checks each DDL statement against the guard''s rules.'),
         ('migrate.guard_table_rewrite', 'Event trigger function (table_rewrite): refuses a rewrite of a large table that other sessions use.'),
+        ('migrate.guard_sql_drop', 'Event trigger function (sql_drop): refuses a command that dropped, by cascade or without naming them, tables with rows or columns with data.'),
         -- Backfills.
         ('migrate_backfill', 'Batched UPDATE table SET set_expression WHERE where_condition, committing after every batch; resumable, throttled.'),
         ('migrate_backfill_resume', 'Continue a paused, failed or interrupted backfill after its last committed batch.'),
@@ -90,6 +91,7 @@ $describe$;
 
 COMMENT ON EVENT TRIGGER migrate_guard_start IS 'pg_migrate''s DDL guard: checks dangerous DDL before it runs';
 COMMENT ON EVENT TRIGGER migrate_guard_rewrite IS 'pg_migrate''s DDL guard: checks table rewrites before they start';
+COMMENT ON EVENT TRIGGER migrate_guard_drop IS 'pg_migrate''s DDL guard: checks what a command dropped by cascade, before it commits';
 COMMENT ON TRIGGER events_append_only ON migrate.events IS 'The audit log is append-only: no UPDATE or DELETE';
 COMMENT ON TRIGGER events_no_truncate ON migrate.events IS 'The audit log is append-only: no TRUNCATE';
 COMMENT ON TRIGGER guard_log_append_only ON migrate.guard_log IS 'The guard''s audit log is append-only: no UPDATE or DELETE';

@@ -119,6 +119,18 @@ pub enum Statement {
     AddEnumValue { type_name: String, value: String, in_transaction_block: bool },
     /// From the table_rewrite event: PostgreSQL is about to rewrite the table.
     Rewrite { table: Table, reason: u32 },
+    /// From the sql_drop event: the tables and columns a command dropped
+    /// without naming them in DROP TABLE or ALTER TABLE ... DROP COLUMN (by
+    /// CASCADE, DROP OWNED, an extension's members, a schema's contents).
+    /// `command` is the command tag, `DROP SCHEMA`.
+    Dropped { command: String, tables: Vec<Table>, columns: Vec<DroppedColumn> },
+}
+
+/// A column a command dropped from a table that stays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DroppedColumn {
+    pub table: Table,
+    pub column: String,
 }
 
 impl Statement {

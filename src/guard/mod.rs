@@ -3,12 +3,15 @@
 //!
 //! `facts` and `rules/` are pure (one rule per file, registry in rules/mod.rs);
 //! `extract` turns the raw parse tree and the live catalog into facts;
-//! `settings` holds the GUCs; `context` what is running (the revision whose
-//! Allow lines apply, the extension's own DDL), tied to its step's transaction;
+//! `cascade` reads what an sql_drop event dropped (tables and columns lost by
+//! CASCADE, DROP OWNED and the like); `settings` holds the GUCs; `context` what
+//! is running (the revision whose Allow lines apply, the extension's own DDL),
+//! tied to its step's transaction;
 //! `triggers` wires the event triggers, acknowledgements, the audit log and the
 //! checks behind migrate_guard_check(); `hook` adds TRUNCATE and REINDEX when
 //! the library is in shared_preload_libraries.
 
+mod cascade;
 pub mod context;
 mod extract;
 pub mod facts;

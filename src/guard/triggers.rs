@@ -233,6 +233,7 @@ macro_rules! event_trigger_function {
 
 event_trigger_function!(migrate_guard_ddl_start, pg_finfo_migrate_guard_ddl_start, guard_ddl_start);
 event_trigger_function!(migrate_guard_table_rewrite, pg_finfo_migrate_guard_table_rewrite, guard_table_rewrite);
+event_trigger_function!(migrate_guard_sql_drop, pg_finfo_migrate_guard_sql_drop, guard_sql_drop);
 
 fn guard_ddl_start(fcinfo: pg_sys::FunctionCallInfo) -> Verdict {
     // SAFETY: an event trigger is called with EventTriggerData as its context.
@@ -288,6 +289,33 @@ fn guard_table_rewrite(_fcinfo: pg_sys::FunctionCallInfo) -> Verdict {
         Some(table) => {
             let make = || statement_text(None);
             judge(Statement::Rewrite { table, reason: reason as u32 }, &extract::LazyText::new(&make))
+        }
+        None => Verdict::default(),
+    }
+}
+
+/// sql_drop: the tables and columns the command dropped without naming them
+/// (cascade.rs), judged like any statement: levels, acknowledgements, audit.
+fn guard_sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> Verdict {
+    if !guard_active() {
+        return Verdict::default();
+    }
+    // SAFETY: an event trigger is called with EventTriggerData as its context.
+    let (node, tag) = unsafe {
+        let context = (*fcinfo).context;
+        if context.is_null() || !pgrx::is_a(context, NodeTag::T_EventTriggerData) {
+            return Verdict::default();
+        }
+        let data = &*(context as *mut pg_sys::EventTriggerData);
+        (data.parsetree, data.tag)
+    };
+    // SAFETY: the raw parse tree and tag of the command that dropped the objects.
+    match unsafe { super::cascade::dropped_statement(node, tag) } {
+        Some(statement) => {
+            // SAFETY: node is a valid parse tree node (dropped_statement checked it).
+            let node_tag = unsafe { (*node).type_ };
+            let make = move || statement_text(Some(node_tag));
+            judge(statement, &extract::LazyText::new(&make))
         }
         None => Verdict::default(),
     }

@@ -4,6 +4,8 @@
 use super::facts::{Context, Statement};
 
 mod blocking_index;
+mod cascade_drop_column;
+mod cascade_drop_table;
 mod drop_column;
 mod drop_table;
 mod foreign_key_on_delete;
@@ -40,6 +42,8 @@ pub enum Rule {
     PreferJsonb,
     PreferTimestamptz,
     PreferBigintPk,
+    CascadeDropTable,
+    CascadeDropColumn,
 }
 
 /// What a finding does: refuse the statement, warn, or just inform.
@@ -73,7 +77,7 @@ impl Level {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 19] = [
         Rule::RenameByDrop,
         Rule::DropColumn,
         Rule::DropTable,
@@ -91,6 +95,8 @@ impl Rule {
         Rule::PreferJsonb,
         Rule::PreferTimestamptz,
         Rule::PreferBigintPk,
+        Rule::CascadeDropTable,
+        Rule::CascadeDropColumn,
     ];
 
     /// Stable name, used in pg_migrate.allow, pg_migrate.guard_levels and the docs.
@@ -113,6 +119,8 @@ impl Rule {
             Rule::PreferJsonb => "prefer_jsonb",
             Rule::PreferTimestamptz => "prefer_timestamptz",
             Rule::PreferBigintPk => "prefer_bigint_pk",
+            Rule::CascadeDropTable => "cascade_drop_table",
+            Rule::CascadeDropColumn => "cascade_drop_column",
         }
     }
 
@@ -136,6 +144,9 @@ impl Rule {
             Rule::PreferJsonb => "MG201",
             Rule::PreferTimestamptz => "MG202",
             Rule::PreferBigintPk => "MG203",
+            // Data lost by cascade, from MG020 (MG012-MG019 are left for the other rules in progress).
+            Rule::CascadeDropTable => "MG020",
+            Rule::CascadeDropColumn => "MG021",
         }
     }
 
@@ -171,6 +182,8 @@ impl Rule {
             Rule::PreferJsonb => prefer_jsonb::check(statement, ctx),
             Rule::PreferTimestamptz => prefer_timestamptz::check(statement, ctx),
             Rule::PreferBigintPk => prefer_bigint_pk::check(statement, ctx),
+            Rule::CascadeDropTable => cascade_drop_table::check(statement, ctx),
+            Rule::CascadeDropColumn => cascade_drop_column::check(statement, ctx),
         }
     }
 }
