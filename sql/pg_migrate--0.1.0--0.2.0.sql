@@ -22,7 +22,6 @@ REVOKE EXECUTE ON FUNCTION migrate.end_step(text, text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION migrate.run_step(text, text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION migrate.apply_step(text, text, text, text) FROM PUBLIC;
 
-<<<<<<< HEAD
 -- Issue 9, search_path: the SQL objects that run under the caller's search_path
 -- name everything through pg_catalog, operators (OPERATOR(pg_catalog.=)) and
 -- PL/pgSQL variable types included, so that look-alikes a database owner plants
@@ -322,7 +321,7 @@ $$;
 -- The guard's audit log cannot be truncated either.
 CREATE TRIGGER guard_log_no_truncate BEFORE TRUNCATE ON migrate.guard_log
     FOR EACH STATEMENT EXECUTE FUNCTION migrate.events_are_append_only();
-=======
+
 -- Issue 10, data loss by cascade: an sql_drop event trigger judges the tables
 -- and columns a command dropped without naming them (DROP SCHEMA/TYPE/DOMAIN/
 -- FUNCTION/EXTENSION ... CASCADE, DROP OWNED). Before the descriptions below,
@@ -342,7 +341,6 @@ CREATE EVENT TRIGGER migrate_guard_drop ON sql_drop
                  'DROP CONVERSION', 'DROP OPERATOR CLASS', 'DROP OPERATOR FAMILY', 'DROP TRANSFORM',
                  'DROP SERVER', 'DROP FOREIGN DATA WRAPPER', 'ALTER TYPE', 'ALTER DOMAIN')
     EXECUTE FUNCTION migrate.guard_sql_drop();
->>>>>>> h/cascade
 
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
