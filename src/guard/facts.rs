@@ -5,12 +5,16 @@
 pub use crate::format::thousands;
 
 /// A table the statement touches, as the catalog describes it right now.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     /// As a user would write it: `public.users`.
     pub name: String,
-    /// Estimated rows (pg_class.reltuples, summed over partitions).
+    /// Estimated rows (pg_class.reltuples, summed over partitions; estimated
+    /// from the pages on disk when the table was never analyzed).
     pub rows: i64,
+    /// `rows` is an estimate from the table's size: reltuples was -1 (never
+    /// vacuumed or analyzed, as after a bulk load).
+    pub rows_from_size: bool,
     /// Bytes on disk (heap, summed over partitions).
     pub bytes: i64,
     /// Created by this transaction: nobody else can see it, so nothing can be blocked.
@@ -34,10 +38,27 @@ impl Table {
         self.rows >= thresholds.min_rows || self.bytes >= thresholds.min_bytes
     }
 
-    /// "public.users (~1,200,000 rows, 84 MB)".
+    /// "public.users (~1,200,000 rows, 84 MB)", or "(~1,200,000 rows estimated
+    /// from its size, 84 MB)" when the table has no statistics.
     pub fn described(&self) -> String {
-        format!("{} (~{} rows, {})", self.name, thousands(self.rows.max(0)), bytes_text(self.bytes))
+        let how = if self.rows_from_size { " estimated from its size" } else { "" };
+        format!("{} (~{} rows{how}, {})", self.name, thousands(self.rows.max(0)), bytes_text(self.bytes))
     }
+}
+
+/// Rows of a never-analyzed heap of `blocks` pages whose rows are about
+/// `data_width` bytes, as the planner estimates them (estimate_rel_size):
+/// usable page space over the width of a tuple with its header and line pointer.
+pub fn rows_from_size(blocks: i64, data_width: i64) -> i64 {
+    const BLOCK_SIZE: i64 = 8192;
+    const PAGE_HEADER: i64 = 24; // SizeOfPageHeaderData
+    const TUPLE_OVERHEAD: i64 = 24 + 4; // MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData)
+    if blocks <= 0 {
+        return 0;
+    }
+    let width = data_width.max(1) + TUPLE_OVERHEAD;
+    let density = ((BLOCK_SIZE - PAGE_HEADER) / width).max(1);
+    blocks.saturating_mul(density)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +96,27 @@ pub enum Action {
     DropColumn { column: Column },
     SetNotNull { column: String, has_validated_check: bool },
     AddConstraint(Constraint),
+    /// `SET TABLESPACE`: the table's files are copied under ACCESS EXCLUSIVE.
+    SetTablespace { tablespace: String },
+    /// `ATTACH PARTITION`: PostgreSQL scans the partition under ACCESS EXCLUSIVE
+    /// unless a validated CHECK constraint proves the partition bound.
+    AttachPartition { partition: Table, has_validated_check: bool },
     Other,
+}
+
+/// Commands that copy a whole relation under ACCESS EXCLUSIVE without firing
+/// the table_rewrite event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyCommand {
+    VacuumFull,
+    /// `CLUSTER t [USING i]`, or a bare CLUSTER (every table clustered before).
+    Cluster { index: Option<String> },
+    /// `ALTER TABLE ALL IN TABLESPACE a SET TABLESPACE b` (and its INDEX and
+    /// MATERIALIZED VIEW forms): all of them are locked until the last is moved.
+    MoveAll { from: String, to: String, kind: String },
+    /// `ALTER INDEX i SET TABLESPACE t`: the index is copied under ACCESS
+    /// EXCLUSIVE, and every query on its table has to lock it.
+    IndexSetTablespace { index: String, tablespace: String, definition: Option<String> },
 }
 
 /// PostgreSQL's table lock levels, weakest first.
@@ -119,6 +160,12 @@ pub enum Statement {
     AddEnumValue { type_name: String, value: String, in_transaction_block: bool },
     /// From the table_rewrite event: PostgreSQL is about to rewrite the table.
     Rewrite { table: Table, reason: u32 },
+    /// VACUUM FULL, CLUSTER, ALTER INDEX / ALL IN TABLESPACE ... SET TABLESPACE:
+    /// each (table, command) copies the table (or index) under ACCESS EXCLUSIVE.
+    TableCopy { copies: Vec<(Table, CopyCommand)> },
+    /// `REFRESH MATERIALIZED VIEW`: without CONCURRENTLY, ACCESS EXCLUSIVE for
+    /// the whole refresh.
+    RefreshMaterializedView { view: Table, concurrent: bool, populated: bool, with_no_data: bool, has_unique_index: bool },
 }
 
 impl Statement {
@@ -147,6 +194,10 @@ impl Statement {
             Statement::DropTable { tables } => tables.iter().map(|(t, _)| (t, LockLevel::AccessExclusive)).collect(),
             Statement::Truncate { tables } => tables.iter().map(|t| (t, LockLevel::AccessExclusive)).collect(),
             Statement::Rewrite { table, .. } => vec![(table, LockLevel::AccessExclusive)],
+            Statement::TableCopy { copies } => copies.iter().map(|(t, _)| (t, LockLevel::AccessExclusive)).collect(),
+            Statement::RefreshMaterializedView { view, concurrent, .. } => {
+                vec![(view, if *concurrent { LockLevel::Exclusive } else { LockLevel::AccessExclusive })]
+            }
             _ => Vec::new(),
         }
     }
@@ -210,6 +261,17 @@ pub fn bytes_text(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn never_analyzed_tables_are_sized_from_their_pages() {
+        // 5,000 pages of rows 40 bytes wide: (8192 - 24) / 68 = 120 rows a page.
+        assert_eq!(rows_from_size(5_000, 40), 600_000);
+        assert_eq!(rows_from_size(0, 40), 0);
+        assert!(rows_from_size(1, 100_000) >= 1);
+        let table = Table { name: "public.t".into(), rows: 600_000, rows_from_size: true, bytes: 5_000 * 8192,
+                            created_in_transaction: false, temporary: false, oid: 1 };
+        assert_eq!(table.described(), "public.t (~600,000 rows estimated from its size, 39 MB)");
+    }
 
     #[test]
     fn sizes_read_like_pg_size_pretty() {
