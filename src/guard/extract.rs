@@ -376,10 +376,15 @@ fn options_say(options: *mut pg_sys::List, name: &str) -> bool {
     }
 }
 
+/// VACUUM with FULL (not ANALYZE, not plain VACUUM).
+pub fn is_vacuum_full(vacuum: &pg_sys::VacuumStmt) -> bool {
+    vacuum.is_vacuumcmd && options_say(vacuum.options, "full")
+}
+
 /// `VACUUM FULL` (ANALYZE and plain VACUUM are never checked: they take no
 /// lock that blocks reads or writes).
 unsafe fn vacuum_full(vacuum: &pg_sys::VacuumStmt, script: Option<&Script>) -> Option<Statement> {
-    if !vacuum.is_vacuumcmd || !options_say(vacuum.options, "full") {
+    if !is_vacuum_full(vacuum) {
         return None;
     }
     let relations: Vec<*mut pg_sys::VacuumRelation> = PgList::<pg_sys::VacuumRelation>::from_pg(vacuum.rels).iter_ptr().collect();
@@ -406,7 +411,7 @@ unsafe fn cluster(cluster: &pg_sys::ClusterStmt, script: Option<&Script>) -> Opt
         table_of(cluster.relation, script)?
     };
     let index = text(cluster.indexname).map(|i| pgrx::spi::quote_identifier(&i));
-    Some(Statement::TableCopy { copies: vec![(table, CopyCommand::Cluster { index })] })
+    Some(Statement::TableCopy { copies: vec![(table, CopyCommand::Cluster { index, bare: cluster.relation.is_null() })] })
 }
 
 /// `ALTER TABLE|INDEX|MATERIALIZED VIEW ALL IN TABLESPACE a SET TABLESPACE b`:

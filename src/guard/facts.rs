@@ -109,8 +109,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyCommand {
     VacuumFull,
-    /// `CLUSTER t [USING i]`, or a bare CLUSTER (every table clustered before).
-    Cluster { index: Option<String> },
+    /// `CLUSTER t [USING i]`, or a bare CLUSTER (every table clustered before,
+    /// `bare`), which cannot run inside a transaction block.
+    Cluster { index: Option<String>, bare: bool },
     /// `ALTER TABLE ALL IN TABLESPACE a SET TABLESPACE b` (and its INDEX and
     /// MATERIALIZED VIEW forms): all of them are locked until the last is moved.
     MoveAll { from: String, to: String, kind: String },
@@ -174,6 +175,18 @@ impl Statement {
         match self {
             Statement::AlterTable { table, actions, .. } if table.shared() => Some((table, actions)),
             _ => None,
+        }
+    }
+
+    /// PostgreSQL refuses to run it inside a transaction block, so SET LOCAL
+    /// cannot acknowledge it.
+    pub fn runs_outside_transaction_blocks(&self) -> bool {
+        match self {
+            Statement::TableCopy { copies } => copies
+                .iter()
+                .any(|(_, c)| matches!(c, CopyCommand::VacuumFull | CopyCommand::Cluster { bare: true, .. })),
+            Statement::Reindex { kind, .. } => kind == "SCHEMA" || kind == "DATABASE",
+            _ => false,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::facts::{Context, Statement};
 
+mod attach_partition;
 mod blocking_index;
 mod drop_column;
 mod drop_table;
@@ -13,8 +14,10 @@ mod not_null_without_default;
 mod prefer_bigint_pk;
 mod prefer_jsonb;
 mod prefer_timestamptz;
+mod refresh_materialized_view;
 mod rename_by_drop;
 mod set_not_null;
+mod table_copy;
 mod table_rewrite;
 mod truncate;
 mod unnamed_constraint;
@@ -34,6 +37,9 @@ pub enum Rule {
     ValidatingConstraint,
     MissingLockTimeout,
     LockQueue,
+    TableCopy,
+    RefreshMaterializedView,
+    AttachPartition,
     UnnamedConstraint,
     ForeignKeyOnDelete,
     EnumValueInTransaction,
@@ -73,7 +79,7 @@ impl Level {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 20] = [
         Rule::RenameByDrop,
         Rule::DropColumn,
         Rule::DropTable,
@@ -85,6 +91,9 @@ impl Rule {
         Rule::ValidatingConstraint,
         Rule::MissingLockTimeout,
         Rule::LockQueue,
+        Rule::TableCopy,
+        Rule::RefreshMaterializedView,
+        Rule::AttachPartition,
         Rule::UnnamedConstraint,
         Rule::ForeignKeyOnDelete,
         Rule::EnumValueInTransaction,
@@ -107,6 +116,9 @@ impl Rule {
             Rule::ValidatingConstraint => "validating_constraint",
             Rule::MissingLockTimeout => "missing_lock_timeout",
             Rule::LockQueue => "lock_queue",
+            Rule::TableCopy => "table_copy",
+            Rule::RefreshMaterializedView => "refresh_materialized_view",
+            Rule::AttachPartition => "attach_partition",
             Rule::UnnamedConstraint => "unnamed_constraint",
             Rule::ForeignKeyOnDelete => "foreign_key_on_delete",
             Rule::EnumValueInTransaction => "enum_value_in_transaction",
@@ -130,6 +142,10 @@ impl Rule {
             Rule::ValidatingConstraint => "MG009",
             Rule::MissingLockTimeout => "MG010",
             Rule::LockQueue => "MG011",
+            // MG012-MG019 are kept for the cascading-drop rules.
+            Rule::TableCopy => "MG020",
+            Rule::RefreshMaterializedView => "MG021",
+            Rule::AttachPartition => "MG022",
             Rule::UnnamedConstraint => "MG101",
             Rule::ForeignKeyOnDelete => "MG102",
             Rule::EnumValueInTransaction => "MG103",
@@ -165,6 +181,9 @@ impl Rule {
             Rule::ValidatingConstraint => validating_constraint::check(statement, ctx),
             Rule::MissingLockTimeout => missing_lock_timeout::check(statement, ctx),
             Rule::LockQueue => lock_queue::check(statement, ctx),
+            Rule::TableCopy => table_copy::check(statement, ctx),
+            Rule::RefreshMaterializedView => refresh_materialized_view::check(statement, ctx),
+            Rule::AttachPartition => attach_partition::check(statement, ctx),
             Rule::UnnamedConstraint => unnamed_constraint::check(statement, ctx),
             Rule::ForeignKeyOnDelete => foreign_key_on_delete::check(statement, ctx),
             Rule::EnumValueInTransaction => enum_value_in_transaction::check(statement, ctx),
