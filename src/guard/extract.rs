@@ -354,6 +354,25 @@ fn has_validated_not_null_check(table: &Table, column: &str) -> bool {
     .unwrap_or(false)
 }
 
+/// Key columns of a new primary key that are not NOT NULL yet: its written
+/// columns, or those of the index it is made from.
+fn nullable_key_columns(table: &Table, columns: &[String], index: Option<&str>) -> Vec<String> {
+    with_rows(
+        "SELECT a.attname::text FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0
+            AND NOT a.attisdropped AND NOT a.attnotnull
+            AND (a.attname::text OPERATOR(pg_catalog.=) ANY ($2::text[])
+                 OR a.attnum OPERATOR(pg_catalog.=) ANY (
+                      SELECT pg_catalog.unnest(i.indkey::int2[]) FROM pg_catalog.pg_index i
+                        JOIN pg_catalog.pg_class ci ON ci.oid OPERATOR(pg_catalog.=) i.indexrelid
+                       WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND ci.relname OPERATOR(pg_catalog.=) $3::name))
+          ORDER BY a.attnum",
+        &[OID, PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID), TEXT],
+        &[pg_sys::Oid::from(table.oid).into(), columns.to_vec().into(), index.map(str::to_string).into()],
+        |rows| rows.filter_map(|row| row.get::<String>(1).ok().flatten()).collect(),
+    )
+}
+
 fn has_validated_check(table: &Table) -> bool {
     read_one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
@@ -522,12 +541,30 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
                     None => Action::Other,
                 },
                 AT_SetNotNull => match text(cmd.name) {
-                    Some(name) => Action::SetNotNull { has_validated_check: has_validated_not_null_check(&table, &name), column: name },
+                    Some(name) => Action::SetNotNull {
+                        has_validated_check: has_validated_not_null_check(&table, &name),
+                        column: name,
+                        by_primary_key: false,
+                    },
                     None => Action::Other,
                 },
-                AT_AddConstraint | AT_AddConstraintRecurse => {
-                    constraint(cmd.def, None, sql).map(Action::AddConstraint).unwrap_or(Action::Other)
-                }
+                AT_AddConstraint | AT_AddConstraintRecurse => match constraint(cmd.def, None, sql) {
+                    Some(c) => {
+                        if c.kind == ConstraintKind::PrimaryKey && table.oid != 0 {
+                            // PostgreSQL adds SET NOT NULL for each nullable key column.
+                            let index = (*(cmd.def as *mut pg_sys::Constraint)).indexname;
+                            for column in nullable_key_columns(&table, &c.columns, text(index).as_deref()) {
+                                actions.push(Action::SetNotNull {
+                                    has_validated_check: has_validated_not_null_check(&table, &column),
+                                    column,
+                                    by_primary_key: true,
+                                });
+                            }
+                        }
+                        Action::AddConstraint(c)
+                    }
+                    None => Action::Other,
+                },
                 AT_SetTableSpace => match text(cmd.name) {
                     Some(tablespace) => Action::SetTablespace { tablespace: pgrx::spi::quote_identifier(&tablespace) },
                     None => Action::Other,

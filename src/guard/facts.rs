@@ -94,7 +94,9 @@ pub struct Constraint {
 pub enum Action {
     AddColumn { column: Column, not_null: bool, has_default: bool, constraints: Vec<Constraint> },
     DropColumn { column: Column },
-    SetNotNull { column: String, has_validated_check: bool },
+    /// `SET NOT NULL`, or the NOT NULL that ADD PRIMARY KEY (also `USING
+    /// INDEX`) puts on a nullable key column (`by_primary_key`): both scan.
+    SetNotNull { column: String, has_validated_check: bool, by_primary_key: bool },
     AddConstraint(Constraint),
     /// `SET TABLESPACE`: the table's files are copied under ACCESS EXCLUSIVE.
     SetTablespace { tablespace: String },

@@ -105,6 +105,26 @@ def test_add_column_with_an_inline_check_validates_every_row(conn):
     conn.execute("ALTER TABLE users VALIDATE CONSTRAINT users_qty_check")  # SHARE UPDATE EXCLUSIVE: let through
 
 
+def test_primary_key_using_index_on_a_nullable_column_scans(conn):
+    conn.execute("CREATE TABLE nokey (id bigint, v text)")
+    conn.execute("INSERT INTO nokey SELECT g, 'v' || g FROM generate_series(1, 3000) g")
+    conn.execute("ANALYZE nokey")
+    conn.execute("CREATE UNIQUE INDEX CONCURRENTLY nokey_pkey ON nokey (id)")
+    error = refused(conn, "ALTER TABLE nokey ADD CONSTRAINT nokey_pkey PRIMARY KEY USING INDEX nokey_pkey", "MG008")
+    assert "ADD PRIMARY KEY makes public.nokey.id NOT NULL" in error.diag.message_primary
+    assert error.diag.message_hint.startswith("CALL migrate_set_not_null('public.nokey', 'id');")
+    conn.execute("CALL migrate_set_not_null('public.nokey', 'id')")
+    conn.execute("ALTER TABLE nokey ADD CONSTRAINT nokey_pkey PRIMARY KEY USING INDEX nokey_pkey")
+
+
+def test_add_column_with_inline_references_validates_every_row(conn):
+    big(conn)
+    big(conn, "orders")
+    error = refused(conn, "ALTER TABLE orders ADD COLUMN user_id bigint REFERENCES users (id) ON DELETE CASCADE", "MG009")
+    assert "ADD COLUMN user_id ... REFERENCES on public.orders" in error.diag.message_primary
+    assert "ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES ... NOT VALID;" in error.diag.message_hint
+
+
 def test_index_forms_pass_on_small_temporary_and_new_tables(conn):
     big(conn, "small", rows=10)
     conn.execute("ALTER TABLE small ADD COLUMN handle text UNIQUE")
@@ -203,6 +223,9 @@ def test_set_logged_unlogged_and_volatile_defaults_are_rewrites(conn):
     error = refused(conn, "ALTER TABLE users SET UNLOGGED", "MG007")
     assert "LOGGED and UNLOGGED" in error.diag.message_primary
     refused(conn, "ALTER TABLE users ADD COLUMN r float8 DEFAULT random()", "MG007")
+    refused(conn, "ALTER TABLE users ADD COLUMN twice bigint GENERATED ALWAYS AS (id * 2) STORED", "MG007")
+    refused(conn, "ALTER TABLE users ADD COLUMN n bigint GENERATED ALWAYS AS IDENTITY", "MG007")
+    conn.execute("ALTER TABLE users ADD COLUMN created timestamptz DEFAULT now()")  # stable: no rewrite
 
 
 def test_short_locks_are_let_through(conn):
