@@ -373,6 +373,19 @@ fn nullable_key_columns(table: &Table, columns: &[String], index: Option<&str>) 
     )
 }
 
+/// The direct partitions of a partitioned table, qualified, in name order.
+fn partitions_of(table: &Table) -> Vec<String> {
+    with_rows(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_inherits i
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE i.inhparent OPERATOR(pg_catalog.=) $1 ORDER BY 1",
+        &[OID],
+        &[pg_sys::Oid::from(table.oid).into()],
+        |rows| rows.filter_map(|row| row.get::<String>(1).ok().flatten()).collect(),
+    )
+}
+
 fn has_validated_check(table: &Table) -> bool {
     read_one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
@@ -508,11 +521,18 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
     }
     if is_a(node, NodeTag::T_IndexStmt) {
         let index = &*(node as *mut pg_sys::IndexStmt);
+        let table = table_of(index.relation, script)?;
+        // CONCURRENTLY is refused on a partitioned table: the safe way goes
+        // through its partitions, which the HINT names.
+        let partitions = (table.oid != 0 && pg_sys::get_rel_relkind(pg_sys::Oid::from(table.oid)) as u8 == b'p')
+            .then(|| partitions_of(&table));
         return Some(Statement::CreateIndex {
-            table: table_of(index.relation, script)?,
+            table,
             index_name: text(index.idxname),
             concurrent: index.concurrent,
             unique: index.unique,
+            only: !(*index.relation).inh,
+            partitions,
         });
     }
     if is_a(node, NodeTag::T_AlterTableStmt) {

@@ -153,7 +153,9 @@ impl LockLevel {
 /// The statement being checked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
-    CreateIndex { table: Table, index_name: Option<String>, concurrent: bool, unique: bool },
+    /// `only`: `ON ONLY` (on a partitioned table, an empty invalid index, no
+    /// build); `partitions`: the direct partitions when the table is partitioned.
+    CreateIndex { table: Table, index_name: Option<String>, concurrent: bool, unique: bool, only: bool, partitions: Option<Vec<String>> },
     DropIndex { indexes: Vec<(String, Table)>, concurrent: bool },
     Reindex { target: String, kind: String, table: Option<Table>, concurrent: bool },
     AlterTable { table: Table, actions: Vec<Action>, lock: LockLevel },

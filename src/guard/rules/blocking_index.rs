@@ -11,7 +11,20 @@ const OUTSIDE_TRANSACTION: &str = "It cannot run inside a transaction block: put
 pub fn check(statement: &Statement, ctx: &Context) -> Vec<Finding> {
     let large = |t: &crate::guard::facts::Table| t.shared() && t.is_large(&ctx.thresholds);
     match statement {
-        Statement::CreateIndex { table, index_name, concurrent: false, unique } if large(table) => {
+        Statement::CreateIndex { partitions: Some(_), only: true, .. } => Vec::new(),
+        Statement::CreateIndex { table, index_name, concurrent: false, unique, partitions: Some(partitions), .. } if large(table) => {
+            vec![Finding::new(
+                Rule::BlockingIndex,
+                format!("CREATE INDEX on {} blocks writes to every partition while it builds", table.described()),
+                format!(
+                    "A plain CREATE INDEX on a partitioned table builds the index on each partition under a SHARE lock: \
+                     INSERT, UPDATE and DELETE on {} wait. CONCURRENTLY is not allowed on a partitioned table.",
+                    table.name
+                ),
+                through_partitions(table, index_name.as_deref(), *unique, partitions, ctx.sql.as_deref()),
+            )]
+        }
+        Statement::CreateIndex { table, index_name, concurrent: false, unique, .. } if large(table) => {
             let name = index_name.clone().unwrap_or_else(|| "<name>".into());
             let safe = ctx.sql.as_deref().and_then(|sql| with_concurrently(sql, if *unique { 3 } else { 2 })).unwrap_or_else(|| {
                 format!("CREATE {}INDEX CONCURRENTLY {name} ON {} (...)", if *unique { "UNIQUE " } else { "" }, table.name)
@@ -52,6 +65,40 @@ pub fn check(statement: &Statement, ctx: &Context) -> Vec<Finding> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// The partitioned way: an empty index on the parent only, each partition's
+/// index built concurrently and attached; the parent's index is then valid.
+fn through_partitions(table: &Table, index_name: Option<&str>, unique: bool, partitions: &[String], sql: Option<&str>) -> String {
+    const LISTED: usize = 20;
+    let name = index_name.unwrap_or("<name>");
+    let unique = if unique { "UNIQUE " } else { "" };
+    // What follows the table name ("USING gist (at) WHERE ..."), from the text when known.
+    let keys = sql
+        .and_then(|sql| {
+            let on = sql.to_ascii_uppercase().find(" ON ")?;
+            let rest = sql[on + 4..].trim_start();
+            let end_of_table = rest.find(|c: char| c.is_whitespace() || c == '(')?;
+            Some(rest[end_of_table..].trim().trim_end_matches(';').trim_end().to_string())
+        })
+        .filter(|keys| !keys.is_empty())
+        .unwrap_or_else(|| "(...)".into());
+    let mut lines = vec![format!("CREATE {unique}INDEX {name} ON ONLY {} {keys};  -- no build: invalid until every partition has its index", table.name)];
+    for partition in partitions.iter().take(LISTED) {
+        let short = partition.rsplit('.').next().unwrap_or(partition).trim_matches('"');
+        let own = format!("{short}_{}", name.trim_matches('"'));
+        lines.push(format!("CREATE {unique}INDEX CONCURRENTLY {own} ON {partition} {keys};"));
+        lines.push(format!("ALTER INDEX {name} ATTACH PARTITION {own};"));
+    }
+    if partitions.len() > LISTED {
+        lines.push(format!("... and the same for the other {} partitions.", partitions.len() - LISTED));
+    }
+    lines.push(
+        "A partition that is itself partitioned takes the same steps. Run the CONCURRENTLY statements outside a \
+         transaction block (a \"-- Transactional: false\" revision)."
+            .into(),
+    );
+    lines.join("\n")
 }
 
 /// ADD PRIMARY KEY / UNIQUE / EXCLUDE (also inline in ADD COLUMN) builds an
@@ -124,7 +171,7 @@ mod tests {
     use crate::guard::rules::test_support::*;
 
     fn create(table: crate::guard::facts::Table, concurrent: bool) -> Statement {
-        Statement::CreateIndex { table, index_name: Some("users_email_idx".into()), concurrent, unique: false }
+        Statement::CreateIndex { table, index_name: Some("users_email_idx".into()), concurrent, unique: false, only: false, partitions: None }
     }
 
     #[test]
@@ -186,6 +233,27 @@ mod tests {
         assert!(found[0].hint.contains("ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_pkey"), "{}", found[0].hint);
         assert!(check(&alter(table("public.users", 10), vec![add(ConstraintKind::Unique)]), &ctx()).is_empty());
         assert!(check(&alter(new_table("public.users"), vec![add(ConstraintKind::Unique)]), &ctx()).is_empty());
+    }
+
+    #[test]
+    fn partitioned_tables_go_through_their_partitions() {
+        let create = |only| Statement::CreateIndex {
+            table: table("public.events", 2_000_000), index_name: Some("events_at_idx".into()), concurrent: false, unique: false,
+            only, partitions: Some(vec!["public.events_2025".into(), "public.events_2026".into()]),
+        };
+        let c = Context { sql: Some("CREATE INDEX events_at_idx ON events (at);".into()), ..ctx() };
+        let found = check(&create(false), &c);
+        assert_eq!(
+            found[0].hint.lines().take(5).collect::<Vec<_>>(),
+            ["CREATE INDEX events_at_idx ON ONLY public.events (at);  -- no build: invalid until every partition has its index",
+             "CREATE INDEX CONCURRENTLY events_2025_events_at_idx ON public.events_2025 (at);",
+             "ALTER INDEX events_at_idx ATTACH PARTITION events_2025_events_at_idx;",
+             "CREATE INDEX CONCURRENTLY events_2026_events_at_idx ON public.events_2026 (at);",
+             "ALTER INDEX events_at_idx ATTACH PARTITION events_2026_events_at_idx;"]
+        );
+        assert!(check(&create(true), &c).is_empty(), "ON ONLY builds nothing");
+        let c = Context { sql: Some("CREATE INDEX events_at_idx ON events USING brin(at) WHERE at > '2020-01-01'".into()), ..ctx() };
+        assert!(check(&create(false), &c)[0].hint.starts_with("CREATE INDEX events_at_idx ON ONLY public.events USING brin(at) WHERE at > '2020-01-01';"));
     }
 
     #[test]
