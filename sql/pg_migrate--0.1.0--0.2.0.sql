@@ -121,13 +121,13 @@ COMMENT ON TRIGGER events_no_truncate ON migrate.events IS 'The audit log is app
 COMMENT ON TRIGGER guard_log_append_only ON migrate.guard_log IS 'The guard''s audit log is append-only: no UPDATE or DELETE';
 
 -- Issue 10, guard forms (long locks): ddl_command_start also sees ALTER INDEX
--- (SET TABLESPACE), ALTER MATERIALIZED VIEW (SET TABLESPACE) and REFRESH
--- MATERIALIZED VIEW. An event trigger's tags cannot be altered: drop and
+-- (SET TABLESPACE), ALTER MATERIALIZED VIEW (SET TABLESPACE), REFRESH
+-- MATERIALIZED VIEW and ALTER DOMAIN (ADD CONSTRAINT, SET NOT NULL, VALIDATE). An event trigger's tags cannot be altered: drop and
 -- recreate it, with its comment.
 DROP EVENT TRIGGER migrate_guard_start;
 CREATE EVENT TRIGGER migrate_guard_start ON ddl_command_start
     WHEN TAG IN ('CREATE INDEX', 'DROP INDEX', 'ALTER TABLE', 'DROP TABLE', 'CREATE TABLE', 'ALTER TYPE',
-                 'ALTER INDEX', 'ALTER MATERIALIZED VIEW', 'REFRESH MATERIALIZED VIEW')
+                 'ALTER INDEX', 'ALTER MATERIALIZED VIEW', 'REFRESH MATERIALIZED VIEW', 'ALTER DOMAIN')
     EXECUTE FUNCTION migrate.guard_ddl_start();
 COMMENT ON EVENT TRIGGER migrate_guard_start IS 'pg_migrate''s DDL guard: checks dangerous DDL before it runs';
 

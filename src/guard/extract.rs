@@ -11,7 +11,7 @@ use pgrx::pg_sys::{self, NodeTag};
 use pgrx::prelude::*;
 use pgrx::{is_a, PgList};
 
-use super::facts::{self, Action, Column, Constraint, ConstraintKind, CopyCommand, LockLevel, Statement, Table};
+use super::facts::{self, Action, Column, Constraint, ConstraintKind, CopyCommand, DomainCheck, LockLevel, Statement, Table};
 use crate::errors::OrRaise;
 
 unsafe fn text(pointer: *const std::ffi::c_char) -> Option<String> {
@@ -373,6 +373,50 @@ fn nullable_key_columns(table: &Table, columns: &[String], index: Option<&str>) 
     )
 }
 
+/// ALTER DOMAIN ADD CONSTRAINT (CHECK, validated), SET NOT NULL and VALIDATE
+/// CONSTRAINT read every value of the domain, in every table that stores it.
+unsafe fn alter_domain(alter: &pg_sys::AlterDomainStmt) -> Option<Statement> {
+    let check = match alter.subtype as u8 {
+        b'C' if is_a(alter.def, NodeTag::T_Constraint) => {
+            let c = &*(alter.def as *mut pg_sys::Constraint);
+            match c.contype {
+                pg_sys::ConstrType::CONSTR_CHECK if !c.skip_validation => DomainCheck::AddCheck { name: text(c.conname) },
+                pg_sys::ConstrType::CONSTR_NOTNULL => DomainCheck::SetNotNull,
+                _ => return None,
+            }
+        }
+        b'O' => DomainCheck::SetNotNull,
+        b'V' => DomainCheck::Validate { name: text(alter.name)? },
+        _ => return None,
+    };
+    let type_name = pg_sys::makeTypeNameFromNameList(alter.typeName);
+    let domain = PgTryBuilder::new(|| Some(pg_sys::typenameTypeId(std::ptr::null_mut(), type_name)))
+        .catch_others(|_| None)
+        .execute()?;
+    // Columns of the domain, or of a domain over it, as PostgreSQL's get_rels_with_domain finds them.
+    let (name, oids) = with_rows(
+        "WITH RECURSIVE domains(oid) AS (
+             SELECT $1::oid UNION
+             SELECT t.oid FROM pg_catalog.pg_type t JOIN domains d ON t.typbasetype OPERATOR(pg_catalog.=) d.oid
+              WHERE t.typtype OPERATOR(pg_catalog.=) 'd')
+         SELECT pg_catalog.format_type($1, NULL),
+                pg_catalog.array_agg(DISTINCT a.attrelid) FILTER (WHERE a.attrelid IS NOT NULL)
+           FROM domains d LEFT JOIN pg_catalog.pg_attribute a
+             ON a.atttypid OPERATOR(pg_catalog.=) d.oid AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0",
+        &[OID],
+        &[domain.into()],
+        |rows| {
+            if rows.is_empty() {
+                return (None, None);
+            }
+            let row = rows.first();
+            (row.get::<String>(1).ok().flatten(), row.get::<Vec<pg_sys::Oid>>(2).ok().flatten())
+        },
+    );
+    let tables = oids.unwrap_or_default().into_iter().filter_map(|oid| table_by_oid(oid)).collect();
+    Some(Statement::AlterDomain { domain: name?, check, tables })
+}
+
 /// The direct partitions of a partitioned table, qualified, in name order.
 fn partitions_of(table: &Table) -> Vec<String> {
     with_rows(
@@ -633,6 +677,9 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
             with_no_data: refresh.skipData,
             has_unique_index: has_unique_index.unwrap_or(false),
         });
+    }
+    if is_a(node, NodeTag::T_AlterDomainStmt) {
+        return alter_domain(&*(node as *mut pg_sys::AlterDomainStmt));
     }
     if is_a(node, NodeTag::T_DropStmt) {
         let drop = &*(node as *mut pg_sys::DropStmt);

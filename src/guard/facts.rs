@@ -106,6 +106,16 @@ pub enum Action {
     Other,
 }
 
+/// ALTER DOMAIN forms that check every stored value of the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainCheck {
+    /// `ADD CONSTRAINT ... CHECK (...)` without NOT VALID.
+    AddCheck { name: Option<String> },
+    SetNotNull,
+    /// `VALIDATE CONSTRAINT`: in PostgreSQL 15 it scans under SHARE too.
+    Validate { name: String },
+}
+
 /// Commands that copy a whole relation under ACCESS EXCLUSIVE without firing
 /// the table_rewrite event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +178,9 @@ pub enum Statement {
     /// VACUUM FULL, CLUSTER, ALTER INDEX / ALL IN TABLESPACE ... SET TABLESPACE:
     /// each (table, command) copies the table (or index) under ACCESS EXCLUSIVE.
     TableCopy { copies: Vec<(Table, CopyCommand)> },
+    /// ALTER DOMAIN that checks existing values: each table with a column of
+    /// the domain is scanned under SHARE (writes wait).
+    AlterDomain { domain: String, check: DomainCheck, tables: Vec<Table> },
     /// `REFRESH MATERIALIZED VIEW`: without CONCURRENTLY, ACCESS EXCLUSIVE for
     /// the whole refresh.
     RefreshMaterializedView { view: Table, concurrent: bool, populated: bool, with_no_data: bool, has_unique_index: bool },
@@ -212,6 +225,7 @@ impl Statement {
             Statement::Truncate { tables } => tables.iter().map(|t| (t, LockLevel::AccessExclusive)).collect(),
             Statement::Rewrite { table, .. } => vec![(table, LockLevel::AccessExclusive)],
             Statement::TableCopy { copies } => copies.iter().map(|(t, _)| (t, LockLevel::AccessExclusive)).collect(),
+            Statement::AlterDomain { tables, .. } => tables.iter().map(|t| (t, LockLevel::Share)).collect(),
             Statement::RefreshMaterializedView { view, concurrent, .. } => {
                 vec![(view, if *concurrent { LockLevel::Exclusive } else { LockLevel::AccessExclusive })]
             }

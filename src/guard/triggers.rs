@@ -276,6 +276,7 @@ pub fn event_trigger_node(node: *mut pg_sys::Node) -> bool {
         NodeTag::T_AlterEnumStmt,
         NodeTag::T_RefreshMatViewStmt,
         NodeTag::T_AlterTableMoveAllStmt,
+        NodeTag::T_AlterDomainStmt,
     ]
     .into_iter()
     // SAFETY: node is a valid parse tree node.
@@ -384,7 +385,7 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_guard_table_rewrite';
 
 CREATE EVENT TRIGGER migrate_guard_start ON ddl_command_start
     WHEN TAG IN ('CREATE INDEX', 'DROP INDEX', 'ALTER TABLE', 'DROP TABLE', 'CREATE TABLE', 'ALTER TYPE',
-                 'ALTER INDEX', 'ALTER MATERIALIZED VIEW', 'REFRESH MATERIALIZED VIEW')
+                 'ALTER INDEX', 'ALTER MATERIALIZED VIEW', 'REFRESH MATERIALIZED VIEW', 'ALTER DOMAIN')
     EXECUTE FUNCTION migrate.guard_ddl_start();
 CREATE EVENT TRIGGER migrate_guard_rewrite ON table_rewrite
     EXECUTE FUNCTION migrate.guard_table_rewrite();

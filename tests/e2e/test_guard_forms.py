@@ -252,6 +252,25 @@ def test_short_locks_are_let_through(conn):
     conn.execute("ALTER TABLE users SET (fillfactor = 90)")
 
 
+def test_alter_domain_checks_of_stored_values(conn):
+    conn.execute("CREATE DOMAIN email AS text")
+    conn.execute("CREATE TABLE users (id bigint, email email)")
+    conn.execute("INSERT INTO users SELECT g, 'e' || g || '@x' FROM generate_series(1, 3000) g")
+    conn.execute("ANALYZE users")
+    error = refused(conn, "ALTER DOMAIN email ADD CONSTRAINT email_at CHECK (VALUE LIKE '%@%')", "MG023")
+    assert "ALTER DOMAIN email ADD CONSTRAINT scans every email value, in public.users (~3,000 rows" in error.diag.message_primary
+    assert "SHARE lock" in error.diag.message_detail
+    assert error.diag.message_hint.startswith("ALTER DOMAIN email ADD CONSTRAINT email_at CHECK (...) NOT VALID;")
+    conn.execute("ALTER DOMAIN email ADD CONSTRAINT email_at CHECK (VALUE LIKE '%@%') NOT VALID")
+    refused(conn, "ALTER DOMAIN email VALIDATE CONSTRAINT email_at", "MG023")
+    refused(conn, "ALTER DOMAIN email SET NOT NULL", "MG023")
+    acknowledged(conn, "domain_constraint", "quiet hour, writers paused", "ALTER DOMAIN email VALIDATE CONSTRAINT email_at")
+    conn.execute("CREATE DOMAIN code AS text")
+    conn.execute("CREATE TABLE small (c code)")
+    conn.execute("INSERT INTO small VALUES ('a')")
+    conn.execute("ALTER DOMAIN code SET NOT NULL")
+
+
 # --- A table that was never analyzed -----------------------------------------
 
 def test_never_analyzed_table_is_sized_by_its_pages(conn):

@@ -5,6 +5,7 @@ use super::facts::{Context, Statement};
 
 mod attach_partition;
 mod blocking_index;
+mod domain_constraint;
 mod drop_column;
 mod drop_table;
 mod foreign_key_on_delete;
@@ -40,6 +41,7 @@ pub enum Rule {
     TableCopy,
     RefreshMaterializedView,
     AttachPartition,
+    DomainConstraint,
     UnnamedConstraint,
     ForeignKeyOnDelete,
     EnumValueInTransaction,
@@ -79,7 +81,7 @@ impl Level {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 20] = [
+    pub const ALL: [Rule; 21] = [
         Rule::RenameByDrop,
         Rule::DropColumn,
         Rule::DropTable,
@@ -94,6 +96,7 @@ impl Rule {
         Rule::TableCopy,
         Rule::RefreshMaterializedView,
         Rule::AttachPartition,
+        Rule::DomainConstraint,
         Rule::UnnamedConstraint,
         Rule::ForeignKeyOnDelete,
         Rule::EnumValueInTransaction,
@@ -119,6 +122,7 @@ impl Rule {
             Rule::TableCopy => "table_copy",
             Rule::RefreshMaterializedView => "refresh_materialized_view",
             Rule::AttachPartition => "attach_partition",
+            Rule::DomainConstraint => "domain_constraint",
             Rule::UnnamedConstraint => "unnamed_constraint",
             Rule::ForeignKeyOnDelete => "foreign_key_on_delete",
             Rule::EnumValueInTransaction => "enum_value_in_transaction",
@@ -146,6 +150,7 @@ impl Rule {
             Rule::TableCopy => "MG020",
             Rule::RefreshMaterializedView => "MG021",
             Rule::AttachPartition => "MG022",
+            Rule::DomainConstraint => "MG023",
             Rule::UnnamedConstraint => "MG101",
             Rule::ForeignKeyOnDelete => "MG102",
             Rule::EnumValueInTransaction => "MG103",
@@ -184,6 +189,7 @@ impl Rule {
             Rule::TableCopy => table_copy::check(statement, ctx),
             Rule::RefreshMaterializedView => refresh_materialized_view::check(statement, ctx),
             Rule::AttachPartition => attach_partition::check(statement, ctx),
+            Rule::DomainConstraint => domain_constraint::check(statement, ctx),
             Rule::UnnamedConstraint => unnamed_constraint::check(statement, ctx),
             Rule::ForeignKeyOnDelete => foreign_key_on_delete::check(statement, ctx),
             Rule::EnumValueInTransaction => enum_value_in_transaction::check(statement, ctx),
