@@ -440,15 +440,35 @@ fn has_validated_check(table: &Table) -> bool {
     .unwrap_or(false)
 }
 
+/// Whether a boolean option (`FULL`, `FULL true`, `FULL 0`) is on. Read without
+/// defGetBoolean, which raises on nonsense: the hook calls this outside any
+/// error guard, and VACUUM reports a bad value itself.
 fn options_say(options: *mut pg_sys::List, name: &str) -> bool {
-    // SAFETY: a list of DefElem from the parser; defGetBoolean reads `true`,
-    // `off`, 0/1 as VACUUM itself does (and raises 22023 on nonsense, as VACUUM would).
+    // SAFETY: a list of DefElem from the parser, each arg NULL, a String, an
+    // Integer or a Boolean node.
     unsafe {
-        PgList::<pg_sys::DefElem>::from_pg(options)
+        let Some(option) = PgList::<pg_sys::DefElem>::from_pg(options)
             .iter_ptr()
             .filter(|option| text((**option).defname).as_deref() == Some(name))
             .last()
-            .is_some_and(|option| pg_sys::defGetBoolean(option))
+        else {
+            return false;
+        };
+        let arg = (*option).arg;
+        if arg.is_null() {
+            return true;
+        }
+        if is_a(arg, NodeTag::T_Integer) {
+            return (*(arg as *mut pg_sys::Integer)).ival != 0;
+        }
+        if is_a(arg, NodeTag::T_Boolean) {
+            return (*(arg as *mut pg_sys::Boolean)).boolval;
+        }
+        if is_a(arg, NodeTag::T_String) {
+            let value = text((*(arg as *mut pg_sys::String)).sval).unwrap_or_default().to_ascii_lowercase();
+            return matches!(value.as_str(), "true" | "on" | "yes" | "1" | "t" | "y");
+        }
+        false
     }
 }
 
@@ -568,8 +588,12 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
         let table = table_of(index.relation, script)?;
         // CONCURRENTLY is refused on a partitioned table: the safe way goes
         // through its partitions, which the HINT names.
-        let partitions = (table.oid != 0 && pg_sys::get_rel_relkind(pg_sys::Oid::from(table.oid)) as u8 == b'p')
-            .then(|| partitions_of(&table));
+        let kind = if table.oid == 0 { b'r' } else { pg_sys::get_rel_relkind(pg_sys::Oid::from(table.oid)) as u8 };
+        if kind == b'm' {
+            // SHARE on a materialized view blocks no reads, and nothing else writes it but REFRESH.
+            return None;
+        }
+        let partitions = (kind == b'p').then(|| partitions_of(&table));
         return Some(Statement::CreateIndex {
             table,
             index_name: text(index.idxname),

@@ -128,6 +128,8 @@ def test_vacuum_full_is_refused_plain_vacuum_and_analyze_are_not(conn):
     refused(conn, "VACUUM (FULL, VERBOSE false) users", "MG020")
     refused(conn, "VACUUM FULL", "MG020")  # the whole database: the largest table is named
     conn.execute("VACUUM (FULL false) users")
+    conn.execute("VACUUM (FULL 0) users")
+    refused(conn, "VACUUM (FULL maybe) users", "42601")  # VACUUM's own error, not a crash in the hook
     conn.execute("VACUUM users")
     conn.execute("VACUUM ANALYZE users")
     conn.execute("ANALYZE users")
