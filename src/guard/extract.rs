@@ -11,7 +11,7 @@ use pgrx::pg_sys::{self, NodeTag};
 use pgrx::prelude::*;
 use pgrx::{is_a, PgList};
 
-use super::facts::{self, Action, Column, Constraint, ConstraintKind, CopyCommand, DomainCheck, LockLevel, Statement, Table};
+use super::facts::{self, Action, Column, Constraint, ConstraintKind, CopyCommand, DefaultPartition, DomainCheck, LockLevel, Statement, Table};
 use crate::errors::OrRaise;
 
 unsafe fn text(pointer: *const std::ffi::c_char) -> Option<String> {
@@ -417,6 +417,22 @@ unsafe fn alter_domain(alter: &pg_sys::AlterDomainStmt) -> Option<Statement> {
     Some(Statement::AlterDomain { domain: name?, check, tables })
 }
 
+/// The DEFAULT partition of a partitioned table, if it has one.
+fn default_partition_of(parent: &Table) -> Option<DefaultPartition> {
+    if parent.oid == 0 {
+        return None;
+    }
+    let oid = read_one::<pg_sys::Oid>(
+        "SELECT partdefid FROM pg_catalog.pg_partitioned_table
+          WHERE partrelid OPERATOR(pg_catalog.=) $1 AND partdefid OPERATOR(pg_catalog.<>) 0::oid",
+        &[OID],
+        &[pg_sys::Oid::from(parent.oid).into()],
+    )?;
+    // SAFETY: a catalog look-up of an existing relation.
+    let table = unsafe { table_by_oid(oid) }?;
+    Some(DefaultPartition { has_validated_check: has_validated_check(&table), table })
+}
+
 /// The direct partitions of a partitioned table, qualified, in name order.
 fn partitions_of(table: &Table) -> Vec<String> {
     with_rows(
@@ -662,6 +678,11 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
                     match table_of(partition_cmd.name, script) {
                         Some(partition) => Action::AttachPartition {
                             has_validated_check: has_validated_check(&partition),
+                            default_partition: if !partition_cmd.bound.is_null() && (*partition_cmd.bound).is_default {
+                                None
+                            } else {
+                                default_partition_of(&table)
+                            },
                             partition,
                         },
                         None => Action::Other,
@@ -815,7 +836,17 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
         primary_key_types.extend(
             pk_columns.iter().filter_map(|pk| columns.iter().find(|c| &c.name == pk)).map(|c| c.type_name.clone()),
         );
-        return Some(Statement::CreateTable { name, columns, constraints, primary_key_types });
+        // CREATE TABLE ... PARTITION OF p (not DEFAULT): p's default partition is scanned.
+        let default_partition = if !create.partbound.is_null() && !(*create.partbound).is_default {
+            PgList::<pg_sys::RangeVar>::from_pg(create.inhRelations)
+                .iter_ptr()
+                .next()
+                .and_then(|parent| table_of(parent, script))
+                .and_then(|parent| default_partition_of(&parent))
+        } else {
+            None
+        };
+        return Some(Statement::CreateTable { name, columns, constraints, primary_key_types, default_partition });
     }
     if is_a(node, NodeTag::T_TruncateStmt) {
         // Event triggers do not fire for TRUNCATE; migrate_guard_check and

@@ -102,7 +102,7 @@ pub enum Action {
     SetTablespace { tablespace: String },
     /// `ATTACH PARTITION`: PostgreSQL scans the partition under ACCESS EXCLUSIVE
     /// unless a validated CHECK constraint proves the partition bound.
-    AttachPartition { partition: Table, has_validated_check: bool },
+    AttachPartition { partition: Table, has_validated_check: bool, default_partition: Option<DefaultPartition> },
     Other,
 }
 
@@ -114,6 +114,15 @@ pub enum DomainCheck {
     SetNotNull,
     /// `VALIDATE CONSTRAINT`: in PostgreSQL 15 it scans under SHARE too.
     Validate { name: String },
+}
+
+/// The DEFAULT partition of the parent a new partition joins: PostgreSQL scans
+/// it under ACCESS EXCLUSIVE for rows that belong to the new one, unless a
+/// validated CHECK constraint already rules them out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultPartition {
+    pub table: Table,
+    pub has_validated_check: bool,
 }
 
 /// Commands that copy a whole relation under ACCESS EXCLUSIVE without firing
@@ -171,7 +180,8 @@ pub enum Statement {
     AlterTable { table: Table, actions: Vec<Action>, lock: LockLevel },
     DropTable { tables: Vec<(Table, Vec<Column>)> },
     Truncate { tables: Vec<Table> },
-    CreateTable { name: String, columns: Vec<Column>, constraints: Vec<Constraint>, primary_key_types: Vec<String> },
+    /// `default_partition`: for `CREATE TABLE ... PARTITION OF p`, p's DEFAULT partition.
+    CreateTable { name: String, columns: Vec<Column>, constraints: Vec<Constraint>, primary_key_types: Vec<String>, default_partition: Option<DefaultPartition> },
     AddEnumValue { type_name: String, value: String, in_transaction_block: bool },
     /// From the table_rewrite event: PostgreSQL is about to rewrite the table.
     Rewrite { table: Table, reason: u32 },

@@ -233,6 +233,24 @@ def test_attach_partition_scans_unless_a_check_proves_the_bound(conn):
     conn.execute("ALTER TABLE events DETACH PARTITION events_2026")
 
 
+def test_a_new_partition_scans_a_large_default_partition(conn):
+    conn.execute("CREATE TABLE events (id bigint, at date NOT NULL) PARTITION BY RANGE (at)")
+    conn.execute("CREATE TABLE events_other PARTITION OF events DEFAULT")
+    conn.execute("INSERT INTO events SELECT g, date '2020-01-01' + g % 300 FROM generate_series(1, 3000) g")
+    conn.execute("ANALYZE events_other")
+    create = "CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')"
+    error = refused(conn, create, "MG022")
+    assert "scans the default partition public.events_other (~3,000 rows" in error.diag.message_primary
+    assert error.diag.message_hint.startswith("ALTER TABLE public.events_other ADD CONSTRAINT events_other_excludes_new CHECK (NOT (")
+    conn.execute("CREATE TABLE events_2028 (id bigint, at date NOT NULL)")
+    refused(conn, "ALTER TABLE events ATTACH PARTITION events_2028 FOR VALUES FROM ('2028-01-01') TO ('2029-01-01')", "MG022")
+    conn.execute("ALTER TABLE events_other ADD CONSTRAINT events_other_excludes_new "
+                 "CHECK (NOT (at >= '2027-01-01' AND at < '2029-01-01')) NOT VALID")
+    conn.execute("ALTER TABLE events_other VALIDATE CONSTRAINT events_other_excludes_new")
+    conn.execute(create)
+    conn.execute("ALTER TABLE events ATTACH PARTITION events_2028 FOR VALUES FROM ('2028-01-01') TO ('2029-01-01')")
+
+
 def test_set_logged_unlogged_and_volatile_defaults_are_rewrites(conn):
     big(conn)
     error = refused(conn, "ALTER TABLE users SET UNLOGGED", "MG007")
