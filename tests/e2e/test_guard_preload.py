@@ -2,12 +2,13 @@
 REINDEX, which fire no event trigger in PostgreSQL 15. A cluster of its own,
 started here with the preload, runs these tests."""
 
+import os
 import subprocess
 
 import psycopg
 import pytest
 
-from conftest import PORT, ROOT, refused
+from conftest import PORT, ROOT, load, refused, revision
 
 PRELOAD_PORT = PORT + 20
 CLUSTER = str(ROOT / "scripts/cluster.sh")
@@ -187,3 +188,26 @@ def test_replica_role_does_not_turn_the_guard_off(conn):
         conn.execute("RESET pg_migrate.guard")
         conn.remove_notice_handler(handler)
         assert seen == ["MG005"], role
+
+
+def preload_psql(dbname, script):
+    env = dict(os.environ, PGOPTIONS="-c lock_timeout=5s -c pg_migrate.guard_min_rows=1000")
+    return subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PRELOAD_PORT),
+                           "-U", "postgres", "-d", dbname], input=script, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_vacuum_full_acknowledged_by_a_non_transactional_revision(conn):
+    """The way the HINT offers for a statement SET LOCAL cannot reach: a
+    "Transactional: false" revision with an Allow line, applied by the plan."""
+    plain = revision("ffff00000001", "VACUUM FULL users;", transactional=False)
+    failed = preload_psql("preload", f"SELECT migrate_load($rev${plain}$rev$);\n"
+                                     "SELECT * FROM migrate_plan('ffff00000001') \\gexec\n")
+    assert failed.returncode != 0 and "[table_copy]" in failed.stderr, failed.stderr
+    allowed = revision("ffff00000002", "VACUUM FULL users;", transactional=False,
+                       extra="-- Allow: table_copy compacting after the purge, maintenance window")
+    done = preload_psql("preload", f"SELECT migrate_load($rev${allowed}$rev$);\n"
+                                   "SELECT * FROM migrate_plan('ffff00000002') \\gexec\n")
+    assert done.returncode == 0, done.stderr
+    assert conn.execute("SELECT rule, reason, source, revision_id FROM migrate.guard_log").fetchall() == [
+        ("table_copy", "compacting after the purge, maintenance window", "revision", "ffff00000002")]
