@@ -159,7 +159,8 @@ pub unsafe fn table_by_oid(oid: pg_sys::Oid) -> Option<Table> {
 }
 
 /// The largest ordinary table of `schema`, or of the whole database (user
-/// schemas only) when `schema` is None.
+/// schemas only) when `schema` is None. Sized on disk: relpages is 0 until a
+/// table's first VACUUM or ANALYZE.
 unsafe fn largest_table(schema: Option<&str>) -> Option<Table> {
     let oid = read_one::<pg_sys::Oid>(
         "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -167,7 +168,7 @@ unsafe fn largest_table(schema: Option<&str>) -> Option<Table> {
             AND CASE WHEN $1::text IS NULL
                      THEN n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
                      ELSE n.nspname = $1 END
-          ORDER BY c.relpages DESC, c.reltuples DESC LIMIT 1",
+          ORDER BY pg_catalog.pg_relation_size(c.oid) DESC, c.reltuples DESC LIMIT 1",
         &[TEXT],
         &[schema.map(str::to_string).into()],
     )?;
@@ -514,7 +515,7 @@ unsafe fn cluster(cluster: &pg_sys::ClusterStmt, script: Option<&Script>) -> Opt
     let table = if cluster.relation.is_null() {
         let oid = read_one::<pg_sys::Oid>(
             "SELECT c.oid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indrelid
-              WHERE i.indisclustered ORDER BY c.relpages DESC, c.reltuples DESC LIMIT 1",
+              WHERE i.indisclustered ORDER BY pg_catalog.pg_relation_size(c.oid) DESC, c.reltuples DESC LIMIT 1",
             &[],
             &[],
         )?;
@@ -545,7 +546,7 @@ unsafe fn move_all(stmt: &pg_sys::AlterTableMoveAllStmt) -> Option<Statement> {
             AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname OPERATOR(pg_catalog.!~) '^pg_toast'
             AND c.reltablespace OPERATOR(pg_catalog.=) CASE WHEN $1 OPERATOR(pg_catalog.=) 'pg_default' THEN 0::oid
                 ELSE (SELECT t.oid FROM pg_catalog.pg_tablespace t WHERE t.spcname OPERATOR(pg_catalog.=) $1) END
-          ORDER BY c.relpages DESC LIMIT 1",
+          ORDER BY pg_catalog.pg_relation_size(c.oid) DESC LIMIT 1",
         &[TEXT, TEXT],
         &[from.clone().into(), relkind.into()],
     )?;
