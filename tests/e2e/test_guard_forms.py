@@ -109,6 +109,11 @@ def test_primary_key_using_index_on_a_nullable_column_scans(conn):
     conn.execute("CREATE TABLE nokey (id bigint, v text)")
     conn.execute("INSERT INTO nokey SELECT g, 'v' || g FROM generate_series(1, 3000) g")
     conn.execute("ANALYZE nokey")
+    error = refused(conn, "ALTER TABLE nokey ADD CONSTRAINT nokey_pkey PRIMARY KEY (id)", "MG005")
+    assert error.diag.message_hint.splitlines()[:3] == [
+        "CALL migrate_set_not_null('public.nokey', 'id');",
+        "CREATE UNIQUE INDEX CONCURRENTLY nokey_pkey ON public.nokey (id);",
+        "ALTER TABLE public.nokey ADD CONSTRAINT nokey_pkey PRIMARY KEY USING INDEX nokey_pkey;"]
     conn.execute("CREATE UNIQUE INDEX CONCURRENTLY nokey_pkey ON nokey (id)")
     error = refused(conn, "ALTER TABLE nokey ADD CONSTRAINT nokey_pkey PRIMARY KEY USING INDEX nokey_pkey", "MG008")
     assert "ADD PRIMARY KEY makes public.nokey.id NOT NULL" in error.diag.message_primary

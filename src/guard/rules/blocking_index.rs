@@ -61,7 +61,17 @@ pub fn check(statement: &Statement, ctx: &Context) -> Vec<Finding> {
                 Action::AddColumn { column, constraints, .. } => constraints.iter().map(|c| (c, Some(column))).collect(),
                 _ => Vec::new(),
             })
-            .filter_map(|(c, column)| index_in_alter(table, c, column))
+            .filter_map(|(c, column)| {
+                // Key columns the primary key would make NOT NULL by scanning.
+                let unproven: Vec<&str> = actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        Action::SetNotNull { column, has_validated_check: false, by_primary_key: true } => Some(column.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                index_in_alter(table, c, column, if c.kind == ConstraintKind::PrimaryKey { &unproven } else { &[] })
+            })
             .collect(),
         _ => Vec::new(),
     }
@@ -103,7 +113,7 @@ fn through_partitions(table: &Table, index_name: Option<&str>, unique: bool, par
 
 /// ADD PRIMARY KEY / UNIQUE / EXCLUDE (also inline in ADD COLUMN) builds an
 /// index inside ALTER TABLE, under its ACCESS EXCLUSIVE lock.
-fn index_in_alter(table: &Table, c: &Constraint, new_column: Option<&Column>) -> Option<Finding> {
+fn index_in_alter(table: &Table, c: &Constraint, new_column: Option<&Column>, nullable_keys: &[&str]) -> Option<Finding> {
     let what = match c.kind {
         ConstraintKind::PrimaryKey => "PRIMARY KEY",
         ConstraintKind::Unique => "UNIQUE",
@@ -145,9 +155,13 @@ fn index_in_alter(table: &Table, c: &Constraint, new_column: Option<&Column>) ->
         format!("ALTER TABLE {} ADD COLUMN {} {};\n", table.name, column.name, column.type_name)
     });
     let fill = if new_column.is_some() && c.kind == ConstraintKind::PrimaryKey {
-        "Fill the column (migrate_backfill) before building the index.\n"
+        "Fill the column (migrate_backfill) before building the index.\n".to_string()
     } else {
-        ""
+        // Without this, ADD PRIMARY KEY ... USING INDEX would scan for NULLs.
+        nullable_keys
+            .iter()
+            .map(|column| format!("CALL migrate_set_not_null('{}', '{column}');\n", table.name))
+            .collect()
     };
     Some(Finding::new(
         Rule::BlockingIndex,
@@ -229,6 +243,10 @@ mod tests {
              "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON public.users (email);",
              "ALTER TABLE public.users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;"]
         );
+        let pk = Action::AddConstraint(unique(ConstraintKind::PrimaryKey, Some("users_pkey"), &["id"]));
+        let not_null = Action::SetNotNull { column: "id".into(), has_validated_check: false, by_primary_key: true };
+        let found = check(&alter(table("public.users", 2_000_000), vec![not_null, pk]), &ctx());
+        assert!(found[0].hint.starts_with("CALL migrate_set_not_null('public.users', 'id');\nCREATE UNIQUE INDEX CONCURRENTLY users_pkey"), "{}", found[0].hint);
         let found = check(&alter(table("public.users", 2_000_000), vec![add(ConstraintKind::PrimaryKey)]), &ctx());
         assert!(found[0].hint.contains("ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_pkey"), "{}", found[0].hint);
         assert!(check(&alter(table("public.users", 10), vec![add(ConstraintKind::Unique)]), &ctx()).is_empty());
