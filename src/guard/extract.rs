@@ -111,7 +111,7 @@ unsafe fn table_of(range: *mut pg_sys::RangeVar, script: Option<&Script>) -> Opt
     if oid == pg_sys::InvalidOid {
         let name = text((*range).relname)?;
         let created = script.is_some_and(|s| s.created.contains(&name) || s.created.iter().any(|c| c.ends_with(&format!(".{name}"))));
-        return created.then_some(Table { name, rows: 0, rows_from_size: false, bytes: 0, created_in_transaction: true, temporary: false, oid: 0 });
+        return created.then_some(Table { name, rows: 0, rows_from_size: false, bytes: 0, created_in_transaction: true, temporary: false, partitioned: false, oid: 0 });
     }
     table_by_oid(oid)
 }
@@ -153,7 +153,7 @@ pub unsafe fn table_by_oid(oid: pg_sys::Oid) -> Option<Table> {
                 (form.reltuples.max(0.0) as i64, false, blocks * i64::from(pg_sys::BLCKSZ))
             }
         };
-        Some(Table { name, rows, rows_from_size, bytes, created_in_transaction, temporary, oid: u32::from(oid) })
+        Some(Table { name, rows, rows_from_size, bytes, created_in_transaction, temporary, partitioned: kind == b'p', oid: u32::from(oid) })
     };
     close(relation, facts)
 }

@@ -20,6 +20,8 @@ pub struct Table {
     /// Created by this transaction: nobody else can see it, so nothing can be blocked.
     pub created_in_transaction: bool,
     pub temporary: bool,
+    /// A partitioned table (relkind 'p'): no CONCURRENTLY index work on it.
+    pub partitioned: bool,
     /// pg_class OID (0 for a table a checked script creates).
     pub oid: u32,
 }
@@ -310,7 +312,7 @@ mod tests {
         assert_eq!(rows_from_size(0, 40), 0);
         assert!(rows_from_size(1, 100_000) >= 1);
         let table = Table { name: "public.t".into(), rows: 600_000, rows_from_size: true, bytes: 5_000 * 8192,
-                            created_in_transaction: false, temporary: false, oid: 1 };
+                            created_in_transaction: false, temporary: false, partitioned: false, oid: 1 };
         assert_eq!(table.described(), "public.t (~600,000 rows estimated from its size, 39 MB)");
     }
 

@@ -143,6 +143,9 @@ def test_create_index_on_a_partitioned_table_goes_through_its_partitions(conn):
     for step in steps:  # the HINT's way works as written, and blocks nothing
         conn.execute(step)
     assert scalar(conn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_at_idx'::regclass") is True
+    error = refused(conn, "DROP INDEX events_at_idx", "MG005")
+    assert error.diag.message_hint.startswith("PostgreSQL cannot drop a partitioned index CONCURRENTLY")
+    refused(conn, "DROP INDEX CONCURRENTLY events_at_idx", "0A000")  # as the HINT says
 
 
 def test_index_forms_pass_on_small_temporary_and_new_tables(conn):

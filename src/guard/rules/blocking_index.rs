@@ -40,6 +40,20 @@ pub fn check(statement: &Statement, ctx: &Context) -> Vec<Finding> {
             .iter()
             .filter(|(_, table)| large(table))
             .map(|(index, table)| {
+                if table.partitioned {
+                    return Finding::new(
+                        Rule::BlockingIndex,
+                        format!("DROP INDEX {index} locks {} and all its partitions completely", table.described()),
+                        format!(
+                            "DROP INDEX takes ACCESS EXCLUSIVE on {} and on every partition: it waits for every running query \
+                             on them and blocks all new ones until it is done.",
+                            table.name
+                        ),
+                        "PostgreSQL cannot drop a partitioned index CONCURRENTLY. The drop itself is catalog work, not a scan: \
+                         set lock_timeout, run it when the tables are quiet, and acknowledge it."
+                            .into(),
+                    );
+                }
                 Finding::new(
                     Rule::BlockingIndex,
                     format!("DROP INDEX {index} locks {} completely", table.described()),
@@ -208,6 +222,9 @@ mod tests {
     fn drop_and_reindex_without_concurrently() {
         let drop = Statement::DropIndex { indexes: vec![("public.i".into(), table("public.users", 2_000_000))], concurrent: false };
         assert_eq!(check(&drop, &ctx())[0].hint.lines().next(), Some("DROP INDEX CONCURRENTLY IF EXISTS public.i;"));
+        let parent = crate::guard::facts::Table { partitioned: true, ..table("public.events", 2_000_000) };
+        let drop = Statement::DropIndex { indexes: vec![("public.events_at_idx".into(), parent)], concurrent: false };
+        assert!(check(&drop, &ctx())[0].hint.starts_with("PostgreSQL cannot drop a partitioned index CONCURRENTLY"));
         let reindex = Statement::Reindex { target: "public.users".into(), kind: "TABLE".into(), table: Some(table("public.users", 2_000_000)), concurrent: false };
         assert_eq!(check(&reindex, &ctx())[0].hint.lines().next(), Some("REINDEX TABLE CONCURRENTLY public.users;"));
     }

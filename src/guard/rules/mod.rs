@@ -365,7 +365,7 @@ pub(crate) mod test_support {
     use super::super::facts::*;
 
     pub fn table(name: &str, rows: i64) -> Table {
-        Table { name: name.into(), rows, rows_from_size: false, bytes: rows * 100, created_in_transaction: false, temporary: false, oid: 1 }
+        Table { name: name.into(), rows, rows_from_size: false, bytes: rows * 100, created_in_transaction: false, temporary: false, partitioned: false, oid: 1 }
     }
 
     pub fn new_table(name: &str) -> Table {
