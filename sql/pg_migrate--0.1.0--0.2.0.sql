@@ -342,6 +342,16 @@ CREATE EVENT TRIGGER migrate_guard_drop ON sql_drop
                  'DROP SERVER', 'DROP FOREIGN DATA WRAPPER', 'ALTER TYPE', 'ALTER DOMAIN')
     EXECUTE FUNCTION migrate.guard_sql_drop();
 
+-- Issue 10, guard forms (long locks): ddl_command_start also sees ALTER INDEX
+-- (SET TABLESPACE), ALTER MATERIALIZED VIEW (SET TABLESPACE), REFRESH
+-- MATERIALIZED VIEW and ALTER DOMAIN (ADD CONSTRAINT, SET NOT NULL, VALIDATE). An event trigger's tags cannot be altered: drop and
+-- recreate it, with its comment.
+DROP EVENT TRIGGER migrate_guard_start;
+CREATE EVENT TRIGGER migrate_guard_start ON ddl_command_start
+    WHEN TAG IN ('CREATE INDEX', 'DROP INDEX', 'ALTER TABLE', 'DROP TABLE', 'CREATE TABLE', 'ALTER TYPE',
+                 'ALTER INDEX', 'ALTER MATERIALIZED VIEW', 'REFRESH MATERIALIZED VIEW', 'ALTER DOMAIN')
+    EXECUTE FUNCTION migrate.guard_ddl_start();
+
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
 -- What every function and procedure is for, so that \df+ migrate_* and

@@ -11,7 +11,7 @@ use pgrx::pg_sys::{self, NodeTag};
 use pgrx::prelude::*;
 use pgrx::{is_a, PgList};
 
-use super::facts::{Action, Column, Constraint, ConstraintKind, LockLevel, Statement, Table};
+use super::facts::{self, Action, Column, Constraint, ConstraintKind, CopyCommand, DefaultPartition, DomainCheck, LockLevel, Statement, Table};
 use crate::errors::OrRaise;
 
 unsafe fn text(pointer: *const std::ffi::c_char) -> Option<String> {
@@ -111,7 +111,7 @@ unsafe fn table_of(range: *mut pg_sys::RangeVar, script: Option<&Script>) -> Opt
     if oid == pg_sys::InvalidOid {
         let name = text((*range).relname)?;
         let created = script.is_some_and(|s| s.created.contains(&name) || s.created.iter().any(|c| c.ends_with(&format!(".{name}"))));
-        return created.then_some(Table { name, rows: 0, bytes: 0, created_in_transaction: true, temporary: false, oid: 0 });
+        return created.then_some(Table { name, rows: 0, rows_from_size: false, bytes: 0, created_in_transaction: true, temporary: false, partitioned: false, oid: 0 });
     }
     table_by_oid(oid)
 }
@@ -126,7 +126,7 @@ pub unsafe fn table_by_oid(oid: pg_sys::Oid) -> Option<Table> {
     }
     let form = &*(*relation).rd_rel;
     let kind = form.relkind as u8;
-    let facts = if kind != b'r' && kind != b'p' {
+    let facts = if kind != b'r' && kind != b'p' && kind != b'm' {
         None
     } else {
         // The relcache knows whether this transaction created the relation; the
@@ -141,19 +141,26 @@ pub unsafe fn table_by_oid(oid: pg_sys::Oid) -> Option<Table> {
             ),
             _ => return close(relation, None),
         };
-        let (rows, bytes) = if form.relhassubclass || kind == b'p' {
-            tree_size(oid)
+        let (rows, rows_from_size, bytes) = if form.relhassubclass || kind == b'p' {
+            tree_size(oid, data_width(relation))
         } else {
-            let blocks = pg_sys::RelationGetNumberOfBlocksInFork(relation, pg_sys::ForkNumber::MAIN_FORKNUM);
-            ((form.reltuples.max(0.0)) as i64, i64::from(blocks) * i64::from(pg_sys::BLCKSZ))
+            let blocks = i64::from(pg_sys::RelationGetNumberOfBlocksInFork(relation, pg_sys::ForkNumber::MAIN_FORKNUM));
+            // reltuples is -1 until the first VACUUM or ANALYZE: a bulk-loaded
+            // table would count as empty. Size it by its pages, as the planner does.
+            if form.reltuples < 0.0 && blocks > 0 {
+                (facts::rows_from_size(blocks, data_width(relation)), true, blocks * i64::from(pg_sys::BLCKSZ))
+            } else {
+                (form.reltuples.max(0.0) as i64, false, blocks * i64::from(pg_sys::BLCKSZ))
+            }
         };
-        Some(Table { name, rows, bytes, created_in_transaction, temporary, oid: u32::from(oid) })
+        Some(Table { name, rows, rows_from_size, bytes, created_in_transaction, temporary, partitioned: kind == b'p', oid: u32::from(oid) })
     };
     close(relation, facts)
 }
 
 /// The largest ordinary table of `schema`, or of the whole database (user
-/// schemas only) when `schema` is None.
+/// schemas only) when `schema` is None. Sized on disk: relpages is 0 until a
+/// table's first VACUUM or ANALYZE.
 unsafe fn largest_table(schema: Option<&str>) -> Option<Table> {
     let oid = read_one::<pg_sys::Oid>(
         "SELECT c.oid FROM pg_catalog.pg_class c
@@ -163,7 +170,7 @@ unsafe fn largest_table(schema: Option<&str>) -> Option<Table> {
                      THEN n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[])
                           AND n.nspname OPERATOR(pg_catalog.!~) '^pg_(toast|temp_)'
                      ELSE n.nspname OPERATOR(pg_catalog.=) $1 END
-          ORDER BY c.relpages DESC, c.reltuples DESC LIMIT 1",
+          ORDER BY pg_catalog.pg_relation_size(c.oid) DESC, c.reltuples DESC LIMIT 1",
         &[TEXT],
         &[schema.map(str::to_string).into()],
     )?;
@@ -175,19 +182,56 @@ unsafe fn close(relation: pg_sys::Relation, facts: Option<Table>) -> Option<Tabl
     facts
 }
 
-/// Rows and bytes summed over partitions and inheritance children.
-fn tree_size(oid: pg_sys::Oid) -> (i64, i64) {
-    let (rows, bytes) = read_two::<i64, i64>(
+/// The width of a row's data, as the planner guesses it without statistics
+/// (get_rel_data_width): fixed lengths, and the type's average for the rest.
+unsafe fn data_width(relation: pg_sys::Relation) -> i64 {
+    pgrx::PgTupleDesc::from_pg_unchecked((*relation).rd_att)
+        .iter()
+        .filter(|attribute| !attribute.is_dropped())
+        .map(|attribute| {
+            let width = if attribute.attlen > 0 {
+                i32::from(attribute.attlen)
+            } else {
+                pg_sys::get_typavgwidth(attribute.atttypid, attribute.atttypmod)
+            };
+            i64::from(width.max(0))
+        })
+        .sum()
+}
+
+/// Rows and bytes summed over partitions and inheritance children; a child
+/// never analyzed (reltuples -1) counts by its pages, with the parent's row
+/// width. The flag says whether any child was counted so.
+fn tree_size(oid: pg_sys::Oid, width: i64) -> (i64, bool, i64) {
+    let per_page = facts::rows_from_size(1, width);
+    with_rows(
         "WITH RECURSIVE tree(relid) AS (
              SELECT $1::pg_catalog.oid UNION ALL
-             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid)
-         SELECT coalesce(pg_catalog.sum(greatest(p.reltuples, 0)), 0)::bigint,
-                coalesce(pg_catalog.sum(pg_catalog.pg_relation_size(tree.relid)), 0)::bigint
-           FROM tree JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) tree.relid",
-        &[OID],
-        &[oid.into()],
-    );
-    (rows.unwrap_or(0), bytes.unwrap_or(0))
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid),
+         sized AS (
+             -- A partitioned parent holds no rows: its reltuples (set by ANALYZE)
+             -- repeats its partitions'.
+             SELECT CASE WHEN p.relkind OPERATOR(pg_catalog.=) 'p' THEN 0::pg_catalog.float4 ELSE p.reltuples END AS reltuples,
+                    pg_catalog.pg_relation_size(tree.relid) AS bytes
+               FROM tree JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) tree.relid)
+         SELECT coalesce(pg_catalog.sum(CASE WHEN reltuples OPERATOR(pg_catalog.>=) 0::pg_catalog.float4 THEN reltuples::pg_catalog.int8
+                                  ELSE (bytes OPERATOR(pg_catalog./) $3) OPERATOR(pg_catalog.*) $2 END), 0)::pg_catalog.int8,
+                coalesce(pg_catalog.bool_or(reltuples OPERATOR(pg_catalog.<) 0::pg_catalog.float4 AND bytes OPERATOR(pg_catalog.>) 0::pg_catalog.int8), false),
+                coalesce(pg_catalog.sum(bytes), 0)::pg_catalog.int8
+           FROM sized",
+        &[OID, PgOid::BuiltIn(PgBuiltInOids::INT8OID), PgOid::BuiltIn(PgBuiltInOids::INT8OID)],
+        &[oid.into(), per_page.into(), i64::from(pg_sys::BLCKSZ).into()],
+        |rows| {
+            if rows.is_empty() {
+                return (0, false, 0);
+            }
+            let row = rows.first();
+            let rows_estimate = row.get::<i64>(1).ok().flatten().unwrap_or(0);
+            let from_size = row.get::<bool>(2).ok().flatten().unwrap_or(false);
+            let bytes = row.get::<i64>(3).ok().flatten().unwrap_or(0);
+            (rows_estimate, from_size, bytes)
+        },
+    )
 }
 
 fn lock_level(mode: i32) -> LockLevel {
@@ -317,6 +361,245 @@ fn has_validated_not_null_check(table: &Table, column: &str) -> bool {
     .unwrap_or(false)
 }
 
+/// Key columns of a new primary key that are not NOT NULL yet: its written
+/// columns, or those of the index it is made from.
+fn nullable_key_columns(table: &Table, columns: &[String], index: Option<&str>) -> Vec<String> {
+    with_rows(
+        "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0
+            AND NOT a.attisdropped AND NOT a.attnotnull
+            AND (a.attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[])
+                 OR a.attnum OPERATOR(pg_catalog.=) ANY (
+                      SELECT pg_catalog.unnest(i.indkey::pg_catalog.int2[]) FROM pg_catalog.pg_index i
+                        JOIN pg_catalog.pg_class ci ON ci.oid OPERATOR(pg_catalog.=) i.indexrelid
+                       WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND ci.relname OPERATOR(pg_catalog.=) $3::pg_catalog.name))
+          ORDER BY a.attnum",
+        &[OID, PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID), TEXT],
+        &[pg_sys::Oid::from(table.oid).into(), columns.to_vec().into(), index.map(str::to_string).into()],
+        |rows| rows.filter_map(|row| row.get::<String>(1).ok().flatten()).collect(),
+    )
+}
+
+/// ALTER DOMAIN ADD CONSTRAINT (CHECK, validated), SET NOT NULL and VALIDATE
+/// CONSTRAINT read every value of the domain, in every table that stores it.
+unsafe fn alter_domain(alter: &pg_sys::AlterDomainStmt) -> Option<Statement> {
+    let check = match alter.subtype as u8 {
+        b'C' if is_a(alter.def, NodeTag::T_Constraint) => {
+            let c = &*(alter.def as *mut pg_sys::Constraint);
+            match c.contype {
+                pg_sys::ConstrType::CONSTR_CHECK if !c.skip_validation => DomainCheck::AddCheck { name: text(c.conname) },
+                pg_sys::ConstrType::CONSTR_NOTNULL => DomainCheck::SetNotNull,
+                _ => return None,
+            }
+        }
+        b'O' => DomainCheck::SetNotNull,
+        b'V' => DomainCheck::Validate { name: text(alter.name)? },
+        _ => return None,
+    };
+    let type_name = pg_sys::makeTypeNameFromNameList(alter.typeName);
+    let domain = PgTryBuilder::new(|| Some(pg_sys::typenameTypeId(std::ptr::null_mut(), type_name)))
+        .catch_others(|_| None)
+        .execute()?;
+    // Columns of the domain, or of a domain over it, as PostgreSQL's get_rels_with_domain finds them.
+    let (name, oids) = with_rows(
+        "WITH RECURSIVE domains(oid) AS (
+             SELECT $1::pg_catalog.oid UNION
+             SELECT t.oid FROM pg_catalog.pg_type t JOIN domains d ON t.typbasetype OPERATOR(pg_catalog.=) d.oid
+              WHERE t.typtype OPERATOR(pg_catalog.=) 'd')
+         SELECT pg_catalog.format_type($1, NULL),
+                pg_catalog.array_agg(DISTINCT a.attrelid) FILTER (WHERE a.attrelid IS NOT NULL)
+           FROM domains d LEFT JOIN pg_catalog.pg_attribute a
+             ON a.atttypid OPERATOR(pg_catalog.=) d.oid AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0",
+        &[OID],
+        &[domain.into()],
+        |rows| {
+            if rows.is_empty() {
+                return (None, None);
+            }
+            let row = rows.first();
+            (row.get::<String>(1).ok().flatten(), row.get::<Vec<pg_sys::Oid>>(2).ok().flatten())
+        },
+    );
+    let tables = oids.unwrap_or_default().into_iter().filter_map(|oid| table_by_oid(oid)).collect();
+    Some(Statement::AlterDomain { domain: name?, check, tables })
+}
+
+/// The DEFAULT partition of a partitioned table, if it has one.
+fn default_partition_of(parent: &Table) -> Option<DefaultPartition> {
+    if parent.oid == 0 {
+        return None;
+    }
+    let oid = read_one::<pg_sys::Oid>(
+        "SELECT partdefid FROM pg_catalog.pg_partitioned_table
+          WHERE partrelid OPERATOR(pg_catalog.=) $1 AND partdefid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid",
+        &[OID],
+        &[pg_sys::Oid::from(parent.oid).into()],
+    )?;
+    // SAFETY: a catalog look-up of an existing relation.
+    let table = unsafe { table_by_oid(oid) }?;
+    Some(DefaultPartition { has_validated_check: has_validated_check(&table), table })
+}
+
+/// The direct partitions of a partitioned table, qualified, in name order.
+fn partitions_of(table: &Table) -> Vec<String> {
+    with_rows(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_inherits i
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE i.inhparent OPERATOR(pg_catalog.=) $1 ORDER BY 1",
+        &[OID],
+        &[pg_sys::Oid::from(table.oid).into()],
+        |rows| rows.filter_map(|row| row.get::<String>(1).ok().flatten()).collect(),
+    )
+}
+
+fn has_validated_check(table: &Table) -> bool {
+    read_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                         WHERE conrelid OPERATOR(pg_catalog.=) $1 AND contype OPERATOR(pg_catalog.=) 'c' AND convalidated)",
+        &[OID],
+        &[pg_sys::Oid::from(table.oid).into()],
+    )
+    .unwrap_or(false)
+}
+
+/// Whether a boolean option (`FULL`, `FULL true`, `FULL 0`) is on. Read without
+/// defGetBoolean, which raises on nonsense: the hook calls this outside any
+/// error guard, and VACUUM reports a bad value itself.
+fn options_say(options: *mut pg_sys::List, name: &str) -> bool {
+    // SAFETY: a list of DefElem from the parser, each arg NULL, a String, an
+    // Integer or a Boolean node.
+    unsafe {
+        let Some(option) = PgList::<pg_sys::DefElem>::from_pg(options)
+            .iter_ptr()
+            .filter(|option| text((**option).defname).as_deref() == Some(name))
+            .last()
+        else {
+            return false;
+        };
+        let arg = (*option).arg;
+        if arg.is_null() {
+            return true;
+        }
+        if is_a(arg, NodeTag::T_Integer) {
+            return (*(arg as *mut pg_sys::Integer)).ival != 0;
+        }
+        if is_a(arg, NodeTag::T_Boolean) {
+            return (*(arg as *mut pg_sys::Boolean)).boolval;
+        }
+        if is_a(arg, NodeTag::T_String) {
+            let value = text((*(arg as *mut pg_sys::String)).sval).unwrap_or_default().to_ascii_lowercase();
+            return matches!(value.as_str(), "true" | "on" | "yes" | "1" | "t" | "y");
+        }
+        false
+    }
+}
+
+/// VACUUM with FULL (not ANALYZE, not plain VACUUM).
+pub fn is_vacuum_full(vacuum: &pg_sys::VacuumStmt) -> bool {
+    vacuum.is_vacuumcmd && options_say(vacuum.options, "full")
+}
+
+/// `VACUUM FULL` (ANALYZE and plain VACUUM are never checked: they take no
+/// lock that blocks reads or writes).
+unsafe fn vacuum_full(vacuum: &pg_sys::VacuumStmt, script: Option<&Script>) -> Option<Statement> {
+    if !is_vacuum_full(vacuum) {
+        return None;
+    }
+    let relations: Vec<*mut pg_sys::VacuumRelation> = PgList::<pg_sys::VacuumRelation>::from_pg(vacuum.rels).iter_ptr().collect();
+    let tables: Vec<Table> = if relations.is_empty() {
+        // The whole database, table after table: the largest waits longest.
+        largest_table(None).into_iter().collect()
+    } else {
+        relations.into_iter().filter_map(|relation| table_of((*relation).relation, script)).collect()
+    };
+    Some(Statement::TableCopy { copies: tables.into_iter().map(|t| (t, CopyCommand::VacuumFull)).collect() })
+}
+
+/// `CLUSTER t [USING i]`, or a bare CLUSTER: every table clustered before, in turn.
+unsafe fn cluster(cluster: &pg_sys::ClusterStmt, script: Option<&Script>) -> Option<Statement> {
+    let table = if cluster.relation.is_null() {
+        let oid = read_one::<pg_sys::Oid>(
+            "SELECT c.oid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indrelid
+              WHERE i.indisclustered ORDER BY pg_catalog.pg_relation_size(c.oid) DESC, c.reltuples DESC LIMIT 1",
+            &[],
+            &[],
+        )?;
+        table_by_oid(oid)?
+    } else {
+        table_of(cluster.relation, script)?
+    };
+    let index = text(cluster.indexname).map(|i| pgrx::spi::quote_identifier(&i));
+    Some(Statement::TableCopy { copies: vec![(table, CopyCommand::Cluster { index, bare: cluster.relation.is_null() })] })
+}
+
+/// `ALTER TABLE|INDEX|MATERIALIZED VIEW ALL IN TABLESPACE a SET TABLESPACE b`:
+/// PostgreSQL locks every relation it moves before moving the first.
+unsafe fn move_all(stmt: &pg_sys::AlterTableMoveAllStmt) -> Option<Statement> {
+    let from = text(stmt.orig_tablespacename)?;
+    let to = text(stmt.new_tablespacename).unwrap_or_default();
+    let (relkind, kind) = match stmt.objtype {
+        pg_sys::ObjectType::OBJECT_INDEX => ("i", "INDEX"),
+        pg_sys::ObjectType::OBJECT_MATVIEW => ("m", "MATERIALIZED VIEW"),
+        _ => ("r", "TABLE"),
+    };
+    // The largest relation moved (for an index, the table whose queries wait for it).
+    let oid = read_one::<pg_sys::Oid>(
+        "SELECT coalesce(i.indrelid, c.oid) FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+           LEFT JOIN pg_catalog.pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) c.oid
+          WHERE c.relkind OPERATOR(pg_catalog.=) $2::\"char\"
+            AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[]) AND n.nspname OPERATOR(pg_catalog.!~) '^pg_toast'
+            AND c.reltablespace OPERATOR(pg_catalog.=) CASE WHEN $1 OPERATOR(pg_catalog.=) 'pg_default' THEN 0::pg_catalog.oid
+                ELSE (SELECT t.oid FROM pg_catalog.pg_tablespace t WHERE t.spcname OPERATOR(pg_catalog.=) $1) END
+          ORDER BY pg_catalog.pg_relation_size(c.oid) DESC LIMIT 1",
+        &[TEXT, TEXT],
+        &[from.clone().into(), relkind.into()],
+    )?;
+    let table = table_by_oid(oid)?;
+    let command = CopyCommand::MoveAll {
+        from: pgrx::spi::quote_identifier(&from),
+        to: pgrx::spi::quote_identifier(&to),
+        kind: kind.into(),
+    };
+    Some(Statement::TableCopy { copies: vec![(table, command)] })
+}
+
+/// `ALTER INDEX i SET TABLESPACE t`; other ALTER INDEX forms are not checked.
+unsafe fn index_set_tablespace(alter: &pg_sys::AlterTableStmt) -> Option<Statement> {
+    let tablespace = PgList::<pg_sys::AlterTableCmd>::from_pg(alter.cmds)
+        .iter_ptr()
+        .find(|cmd| (**cmd).subtype == pg_sys::AlterTableType::AT_SetTableSpace)
+        .and_then(|cmd| text((*cmd).name))?;
+    let index = pg_sys::RangeVarGetRelidExtended(alter.relation, pg_sys::NoLock as _, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut());
+    if index == pg_sys::InvalidOid {
+        return None;
+    }
+    let (table, (name, definition)) = with_rows(
+        "SELECT i.indrelid, pg_catalog.format('%I.%I', n.nspname, c.relname),
+                CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid OPERATOR(pg_catalog.=) c.oid)
+                     THEN pg_catalog.pg_get_indexdef(c.oid) END
+           FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE i.indexrelid OPERATOR(pg_catalog.=) $1",
+        &[OID],
+        &[index.into()],
+        |rows| {
+            if rows.is_empty() {
+                return (None, (None, None));
+            }
+            let row = rows.first();
+            (
+                row.get::<pg_sys::Oid>(1).ok().flatten(),
+                (row.get::<String>(2).ok().flatten(), row.get::<String>(3).ok().flatten()),
+            )
+        },
+    );
+    let table = table_by_oid(table?)?;
+    let command = CopyCommand::IndexSetTablespace { index: name?, tablespace: pgrx::spi::quote_identifier(&tablespace), definition };
+    Some(Statement::TableCopy { copies: vec![(table, command)] })
+}
+
 /// The facts of one raw statement, or None if the guard has nothing to say about its kind.
 /// `sql` is the statement's text when known (for hints and ON DELETE detection).
 pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Option<&Script>) -> Option<Statement> {
@@ -325,16 +608,30 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
     }
     if is_a(node, NodeTag::T_IndexStmt) {
         let index = &*(node as *mut pg_sys::IndexStmt);
+        let table = table_of(index.relation, script)?;
+        // CONCURRENTLY is refused on a partitioned table: the safe way goes
+        // through its partitions, which the HINT names.
+        let kind = if table.oid == 0 { b'r' } else { pg_sys::get_rel_relkind(pg_sys::Oid::from(table.oid)) as u8 };
+        if kind == b'm' {
+            // SHARE on a materialized view blocks no reads, and nothing else writes it but REFRESH.
+            return None;
+        }
+        let partitions = (kind == b'p').then(|| partitions_of(&table));
         return Some(Statement::CreateIndex {
-            table: table_of(index.relation, script)?,
+            table,
             index_name: text(index.idxname),
             concurrent: index.concurrent,
             unique: index.unique,
+            only: !(*index.relation).inh,
+            partitions,
         });
     }
     if is_a(node, NodeTag::T_AlterTableStmt) {
         let alter = &*(node as *mut pg_sys::AlterTableStmt);
-        if alter.objtype != pg_sys::ObjectType::OBJECT_TABLE {
+        if alter.objtype == pg_sys::ObjectType::OBJECT_INDEX {
+            return index_set_tablespace(alter);
+        }
+        if alter.objtype != pg_sys::ObjectType::OBJECT_TABLE && alter.objtype != pg_sys::ObjectType::OBJECT_MATVIEW {
             return None;
         }
         let table = table_of(alter.relation, script)?;
@@ -355,17 +652,86 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
                     None => Action::Other,
                 },
                 AT_SetNotNull => match text(cmd.name) {
-                    Some(name) => Action::SetNotNull { has_validated_check: has_validated_not_null_check(&table, &name), column: name },
+                    Some(name) => Action::SetNotNull {
+                        has_validated_check: has_validated_not_null_check(&table, &name),
+                        column: name,
+                        by_primary_key: false,
+                    },
                     None => Action::Other,
                 },
-                AT_AddConstraint | AT_AddConstraintRecurse => {
-                    constraint(cmd.def, None, sql).map(Action::AddConstraint).unwrap_or(Action::Other)
+                AT_AddConstraint | AT_AddConstraintRecurse => match constraint(cmd.def, None, sql) {
+                    Some(c) => {
+                        if c.kind == ConstraintKind::PrimaryKey && table.oid != 0 {
+                            // PostgreSQL adds SET NOT NULL for each nullable key column.
+                            let index = (*(cmd.def as *mut pg_sys::Constraint)).indexname;
+                            for column in nullable_key_columns(&table, &c.columns, text(index).as_deref()) {
+                                actions.push(Action::SetNotNull {
+                                    has_validated_check: has_validated_not_null_check(&table, &column),
+                                    column,
+                                    by_primary_key: true,
+                                });
+                            }
+                        }
+                        Action::AddConstraint(c)
+                    }
+                    None => Action::Other,
+                },
+                AT_SetTableSpace => match text(cmd.name) {
+                    Some(tablespace) => Action::SetTablespace { tablespace: pgrx::spi::quote_identifier(&tablespace) },
+                    None => Action::Other,
+                },
+                AT_AttachPartition if is_a(cmd.def, NodeTag::T_PartitionCmd) => {
+                    let partition_cmd = &*(cmd.def as *mut pg_sys::PartitionCmd);
+                    match table_of(partition_cmd.name, script) {
+                        Some(partition) => Action::AttachPartition {
+                            has_validated_check: has_validated_check(&partition),
+                            default_partition: if !partition_cmd.bound.is_null() && (*partition_cmd.bound).is_default {
+                                None
+                            } else {
+                                default_partition_of(&table)
+                            },
+                            partition,
+                        },
+                        None => Action::Other,
+                    }
                 }
                 _ => Action::Other,
             };
             actions.push(action);
         }
         return Some(Statement::AlterTable { table, actions, lock });
+    }
+    if is_a(node, NodeTag::T_VacuumStmt) {
+        return vacuum_full(&*(node as *mut pg_sys::VacuumStmt), script);
+    }
+    if is_a(node, NodeTag::T_ClusterStmt) {
+        return cluster(&*(node as *mut pg_sys::ClusterStmt), script);
+    }
+    if is_a(node, NodeTag::T_AlterTableMoveAllStmt) {
+        return move_all(&*(node as *mut pg_sys::AlterTableMoveAllStmt));
+    }
+    if is_a(node, NodeTag::T_RefreshMatViewStmt) {
+        let refresh = &*(node as *mut pg_sys::RefreshMatViewStmt);
+        let view = table_of(refresh.relation, script)?;
+        let (populated, has_unique_index) = read_two::<bool, bool>(
+            "SELECT c.relispopulated,
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                             WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisunique AND i.indisvalid
+                               AND i.indpred IS NULL AND i.indexprs IS NULL)
+               FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+            &[OID],
+            &[pg_sys::Oid::from(view.oid).into()],
+        );
+        return Some(Statement::RefreshMaterializedView {
+            view,
+            concurrent: refresh.concurrent,
+            populated: populated.unwrap_or(true),
+            with_no_data: refresh.skipData,
+            has_unique_index: has_unique_index.unwrap_or(false),
+        });
+    }
+    if is_a(node, NodeTag::T_AlterDomainStmt) {
+        return alter_domain(&*(node as *mut pg_sys::AlterDomainStmt));
     }
     if is_a(node, NodeTag::T_DropStmt) {
         let drop = &*(node as *mut pg_sys::DropStmt);
@@ -483,7 +849,17 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
         primary_key_types.extend(
             pk_columns.iter().filter_map(|pk| columns.iter().find(|c| &c.name == pk)).map(|c| c.type_name.clone()),
         );
-        return Some(Statement::CreateTable { name, columns, constraints, primary_key_types });
+        // CREATE TABLE ... PARTITION OF p (not DEFAULT): p's default partition is scanned.
+        let default_partition = if !create.partbound.is_null() && !(*create.partbound).is_default {
+            PgList::<pg_sys::RangeVar>::from_pg(create.inhRelations)
+                .iter_ptr()
+                .next()
+                .and_then(|parent| table_of(parent, script))
+                .and_then(|parent| default_partition_of(&parent))
+        } else {
+            None
+        };
+        return Some(Statement::CreateTable { name, columns, constraints, primary_key_types, default_partition });
     }
     if is_a(node, NodeTag::T_TruncateStmt) {
         // Event triggers do not fire for TRUNCATE; migrate_guard_check and

@@ -5,17 +5,23 @@
 pub use crate::format::thousands;
 
 /// A table the statement touches, as the catalog describes it right now.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     /// As a user would write it: `public.users`.
     pub name: String,
-    /// Estimated rows (pg_class.reltuples, summed over partitions).
+    /// Estimated rows (pg_class.reltuples, summed over partitions; estimated
+    /// from the pages on disk when the table was never analyzed).
     pub rows: i64,
+    /// `rows` is an estimate from the table's size: reltuples was -1 (never
+    /// vacuumed or analyzed, as after a bulk load).
+    pub rows_from_size: bool,
     /// Bytes on disk (heap, summed over partitions).
     pub bytes: i64,
     /// Created by this transaction: nobody else can see it, so nothing can be blocked.
     pub created_in_transaction: bool,
     pub temporary: bool,
+    /// A partitioned table (relkind 'p'): no CONCURRENTLY index work on it.
+    pub partitioned: bool,
     /// pg_class OID (0 for a table a checked script creates).
     pub oid: u32,
 }
@@ -34,10 +40,27 @@ impl Table {
         self.rows >= thresholds.min_rows || self.bytes >= thresholds.min_bytes
     }
 
-    /// "public.users (~1,200,000 rows, 84 MB)".
+    /// "public.users (~1,200,000 rows, 84 MB)", or "(~1,200,000 rows estimated
+    /// from its size, 84 MB)" when the table has no statistics.
     pub fn described(&self) -> String {
-        format!("{} (~{} rows, {})", self.name, thousands(self.rows.max(0)), bytes_text(self.bytes))
+        let how = if self.rows_from_size { " estimated from its size" } else { "" };
+        format!("{} (~{} rows{how}, {})", self.name, thousands(self.rows.max(0)), bytes_text(self.bytes))
     }
+}
+
+/// Rows of a never-analyzed heap of `blocks` pages whose rows are about
+/// `data_width` bytes, as the planner estimates them (estimate_rel_size):
+/// usable page space over the width of a tuple with its header and line pointer.
+pub fn rows_from_size(blocks: i64, data_width: i64) -> i64 {
+    const BLOCK_SIZE: i64 = 8192;
+    const PAGE_HEADER: i64 = 24; // SizeOfPageHeaderData
+    const TUPLE_OVERHEAD: i64 = 24 + 4; // MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData)
+    if blocks <= 0 {
+        return 0;
+    }
+    let width = data_width.max(1) + TUPLE_OVERHEAD;
+    let density = ((BLOCK_SIZE - PAGE_HEADER) / width).max(1);
+    blocks.saturating_mul(density)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,9 +96,51 @@ pub struct Constraint {
 pub enum Action {
     AddColumn { column: Column, not_null: bool, has_default: bool, constraints: Vec<Constraint> },
     DropColumn { column: Column },
-    SetNotNull { column: String, has_validated_check: bool },
+    /// `SET NOT NULL`, or the NOT NULL that ADD PRIMARY KEY (also `USING
+    /// INDEX`) puts on a nullable key column (`by_primary_key`): both scan.
+    SetNotNull { column: String, has_validated_check: bool, by_primary_key: bool },
     AddConstraint(Constraint),
+    /// `SET TABLESPACE`: the table's files are copied under ACCESS EXCLUSIVE.
+    SetTablespace { tablespace: String },
+    /// `ATTACH PARTITION`: PostgreSQL scans the partition under ACCESS EXCLUSIVE
+    /// unless a validated CHECK constraint proves the partition bound.
+    AttachPartition { partition: Table, has_validated_check: bool, default_partition: Option<DefaultPartition> },
     Other,
+}
+
+/// ALTER DOMAIN forms that check every stored value of the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainCheck {
+    /// `ADD CONSTRAINT ... CHECK (...)` without NOT VALID.
+    AddCheck { name: Option<String> },
+    SetNotNull,
+    /// `VALIDATE CONSTRAINT`: in PostgreSQL 15 it scans under SHARE too.
+    Validate { name: String },
+}
+
+/// The DEFAULT partition of the parent a new partition joins: PostgreSQL scans
+/// it under ACCESS EXCLUSIVE for rows that belong to the new one, unless a
+/// validated CHECK constraint already rules them out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultPartition {
+    pub table: Table,
+    pub has_validated_check: bool,
+}
+
+/// Commands that copy a whole relation under ACCESS EXCLUSIVE without firing
+/// the table_rewrite event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyCommand {
+    VacuumFull,
+    /// `CLUSTER t [USING i]`, or a bare CLUSTER (every table clustered before,
+    /// `bare`), which cannot run inside a transaction block.
+    Cluster { index: Option<String>, bare: bool },
+    /// `ALTER TABLE ALL IN TABLESPACE a SET TABLESPACE b` (and its INDEX and
+    /// MATERIALIZED VIEW forms): all of them are locked until the last is moved.
+    MoveAll { from: String, to: String, kind: String },
+    /// `ALTER INDEX i SET TABLESPACE t`: the index is copied under ACCESS
+    /// EXCLUSIVE, and every query on its table has to lock it.
+    IndexSetTablespace { index: String, tablespace: String, definition: Option<String> },
 }
 
 /// PostgreSQL's table lock levels, weakest first.
@@ -109,13 +174,16 @@ impl LockLevel {
 /// The statement being checked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
-    CreateIndex { table: Table, index_name: Option<String>, concurrent: bool, unique: bool },
+    /// `only`: `ON ONLY` (on a partitioned table, an empty invalid index, no
+    /// build); `partitions`: the direct partitions when the table is partitioned.
+    CreateIndex { table: Table, index_name: Option<String>, concurrent: bool, unique: bool, only: bool, partitions: Option<Vec<String>> },
     DropIndex { indexes: Vec<(String, Table)>, concurrent: bool },
     Reindex { target: String, kind: String, table: Option<Table>, concurrent: bool },
     AlterTable { table: Table, actions: Vec<Action>, lock: LockLevel },
     DropTable { tables: Vec<(Table, Vec<Column>)> },
     Truncate { tables: Vec<Table> },
-    CreateTable { name: String, columns: Vec<Column>, constraints: Vec<Constraint>, primary_key_types: Vec<String> },
+    /// `default_partition`: for `CREATE TABLE ... PARTITION OF p`, p's DEFAULT partition.
+    CreateTable { name: String, columns: Vec<Column>, constraints: Vec<Constraint>, primary_key_types: Vec<String>, default_partition: Option<DefaultPartition> },
     AddEnumValue { type_name: String, value: String, in_transaction_block: bool },
     /// From the table_rewrite event: PostgreSQL is about to rewrite the table.
     Rewrite { table: Table, reason: u32 },
@@ -124,6 +192,15 @@ pub enum Statement {
     /// CASCADE, DROP OWNED, an extension's members, a schema's contents).
     /// `command` is the command tag, `DROP SCHEMA`.
     Dropped { command: String, tables: Vec<Table>, columns: Vec<DroppedColumn> },
+    /// VACUUM FULL, CLUSTER, ALTER INDEX / ALL IN TABLESPACE ... SET TABLESPACE:
+    /// each (table, command) copies the table (or index) under ACCESS EXCLUSIVE.
+    TableCopy { copies: Vec<(Table, CopyCommand)> },
+    /// ALTER DOMAIN that checks existing values: each table with a column of
+    /// the domain is scanned under SHARE (writes wait).
+    AlterDomain { domain: String, check: DomainCheck, tables: Vec<Table> },
+    /// `REFRESH MATERIALIZED VIEW`: without CONCURRENTLY, ACCESS EXCLUSIVE for
+    /// the whole refresh.
+    RefreshMaterializedView { view: Table, concurrent: bool, populated: bool, with_no_data: bool, has_unique_index: bool },
 }
 
 /// A column a command dropped from a table that stays.
@@ -139,6 +216,18 @@ impl Statement {
         match self {
             Statement::AlterTable { table, actions, .. } if table.shared() => Some((table, actions)),
             _ => None,
+        }
+    }
+
+    /// PostgreSQL refuses to run it inside a transaction block, so SET LOCAL
+    /// cannot acknowledge it.
+    pub fn runs_outside_transaction_blocks(&self) -> bool {
+        match self {
+            Statement::TableCopy { copies } => copies
+                .iter()
+                .any(|(_, c)| matches!(c, CopyCommand::VacuumFull | CopyCommand::Cluster { bare: true, .. })),
+            Statement::Reindex { kind, .. } => kind == "SCHEMA" || kind == "DATABASE",
+            _ => false,
         }
     }
 
@@ -159,6 +248,11 @@ impl Statement {
             Statement::DropTable { tables } => tables.iter().map(|(t, _)| (t, LockLevel::AccessExclusive)).collect(),
             Statement::Truncate { tables } => tables.iter().map(|t| (t, LockLevel::AccessExclusive)).collect(),
             Statement::Rewrite { table, .. } => vec![(table, LockLevel::AccessExclusive)],
+            Statement::TableCopy { copies } => copies.iter().map(|(t, _)| (t, LockLevel::AccessExclusive)).collect(),
+            Statement::AlterDomain { tables, .. } => tables.iter().map(|t| (t, LockLevel::Share)).collect(),
+            Statement::RefreshMaterializedView { view, concurrent, .. } => {
+                vec![(view, if *concurrent { LockLevel::Exclusive } else { LockLevel::AccessExclusive })]
+            }
             _ => Vec::new(),
         }
     }
@@ -222,6 +316,17 @@ pub fn bytes_text(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn never_analyzed_tables_are_sized_from_their_pages() {
+        // 5,000 pages of rows 40 bytes wide: (8192 - 24) / 68 = 120 rows a page.
+        assert_eq!(rows_from_size(5_000, 40), 600_000);
+        assert_eq!(rows_from_size(0, 40), 0);
+        assert!(rows_from_size(1, 100_000) >= 1);
+        let table = Table { name: "public.t".into(), rows: 600_000, rows_from_size: true, bytes: 5_000 * 8192,
+                            created_in_transaction: false, temporary: false, partitioned: false, oid: 1 };
+        assert_eq!(table.described(), "public.t (~600,000 rows estimated from its size, 39 MB)");
+    }
 
     #[test]
     fn sizes_read_like_pg_size_pretty() {

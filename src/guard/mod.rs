@@ -8,7 +8,8 @@
 //! is running (the revision whose Allow lines apply, the extension's own DDL),
 //! tied to its step's transaction;
 //! `triggers` wires the event triggers, acknowledgements, the audit log and the
-//! checks behind migrate_guard_check(); `hook` adds TRUNCATE and REINDEX when
+//! checks behind migrate_guard_check(); `hook` adds TRUNCATE, REINDEX, VACUUM FULL
+//! and CLUSTER (and everything while session_replication_role = replica) when
 //! the library is in shared_preload_libraries.
 
 mod cascade;

@@ -72,7 +72,7 @@ pub fn define() {
     GucRegistry::define_int_guc(
         c"pg_migrate.guard_min_rows",
         c"A table with at least this many rows (estimated) is large.",
-        c"Large tables trigger blocking_index, table_rewrite, set_not_null and validating_constraint.",
+        c"Large tables trigger the rules about long locks (blocking_index, table_rewrite, table_copy, set_not_null, validating_constraint, ...). A table never analyzed is sized by its pages.",
         &MIN_ROWS,
         0,
         i32::MAX,

@@ -128,11 +128,15 @@ struct Verdict {
     /// pg_migrate.allow has a value that is not this transaction's own (SET
     /// without LOCAL), so it acknowledged nothing.
     allow_not_local: bool,
+    /// The statement cannot run in a transaction block (VACUUM FULL), so the
+    /// HINT cannot offer BEGIN; SET LOCAL ...
+    outside_transaction_block: bool,
 }
 
 /// Evaluate, apply acknowledgements (audited), return the rest to be reported.
 fn judge(statement: Statement, sql: &extract::LazyText<'_>) -> Verdict {
     let levels = current_levels();
+    let outside_transaction_block = statement.runs_outside_transaction_blocks();
     let mut ctx = context(&statement, None, &levels);
     let mut findings = rules::evaluate(&statement, &ctx, &levels);
     context::with_history(|history| record(history, &statement));
@@ -171,7 +175,7 @@ fn judge(statement: Statement, sql: &extract::LazyText<'_>) -> Verdict {
         let level = if warn_only && level == Level::Error { Level::Warning } else { level };
         pending.push((finding, level));
     }
-    Verdict { findings: pending, sql, allow_not_local: acknowledged.set_but_not_local }
+    Verdict { findings: pending, sql, allow_not_local: acknowledged.set_but_not_local, outside_transaction_block }
 }
 
 /// Record an acknowledged dangerous operation, as the extension's owner: roles
@@ -263,7 +267,26 @@ fn guard_statement(node: *mut pg_sys::Node) -> Verdict {
     }
 }
 
-/// For the ProcessUtility hook (TRUNCATE, REINDEX): the error to throw, if any,
+/// Statements the ddl_command_start trigger checks (its WHEN TAG list), by node:
+/// the hook checks them itself while session_replication_role = replica.
+pub fn event_trigger_node(node: *mut pg_sys::Node) -> bool {
+    [
+        NodeTag::T_IndexStmt,
+        NodeTag::T_AlterTableStmt,
+        NodeTag::T_DropStmt,
+        NodeTag::T_CreateStmt,
+        NodeTag::T_AlterEnumStmt,
+        NodeTag::T_RefreshMatViewStmt,
+        NodeTag::T_AlterTableMoveAllStmt,
+        NodeTag::T_AlterDomainStmt,
+    ]
+    .into_iter()
+    // SAFETY: node is a valid parse tree node.
+    .any(|tag| unsafe { pgrx::is_a(node, tag) })
+}
+
+/// For the ProcessUtility hook (TRUNCATE, REINDEX, VACUUM FULL, CLUSTER, and
+/// everything while event triggers are off): the error to throw, if any,
 /// in a database where pg_migrate is installed.
 pub fn check_utility(node: *mut pg_sys::Node) -> Option<Report> {
     // SAFETY: a catalog look-up by name.
@@ -324,7 +347,7 @@ fn guard_sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> Verdict {
 /// Send notices and warnings now, notices first; hand back the first error,
 /// for the entry point to throw.
 fn report(verdict: Verdict) -> Option<Report> {
-    let Verdict { mut findings, sql, allow_not_local } = verdict;
+    let Verdict { mut findings, sql, allow_not_local, outside_transaction_block } = verdict;
     findings.sort_by_key(|(_, level)| *level);
     let mut error = None;
     for (finding, level) in findings {
@@ -335,7 +358,7 @@ fn report(verdict: Verdict) -> Option<Report> {
             Level::Error => Severity::Error,
         };
         let hint = if level >= Level::Warning {
-            format!("{}\n{}", finding.hint, acknowledge_hint(finding.rule, sql.as_deref(), allow_not_local))
+            format!("{}\n{}", finding.hint, acknowledge_hint(finding.rule, sql.as_deref(), allow_not_local, outside_transaction_block))
         } else {
             finding.hint.clone()
         };
@@ -357,8 +380,17 @@ fn report(verdict: Verdict) -> Option<Report> {
 
 /// How to acknowledge: SET LOCAL does nothing outside a transaction block (psql
 /// runs each statement in its own), so the HINT writes out the whole block.
-fn acknowledge_hint(rule: rules::Rule, sql: Option<&str>, allow_not_local: bool) -> String {
+fn acknowledge_hint(rule: rules::Rule, sql: Option<&str>, allow_not_local: bool, outside_transaction_block: bool) -> String {
     let statement = sql.map_or_else(|| "<the statement>".to_string(), |s| s.trim().trim_end_matches(';').trim_end().to_string());
+    if outside_transaction_block {
+        // SET LOCAL needs a transaction block, which the statement refuses.
+        return format!(
+            "To do it anyway: it cannot run inside a transaction block, so SET LOCAL cannot acknowledge it. \
+             Put it in a \"-- Transactional: false\" revision with \"-- Allow: {rule} <reason>\" (applied by migrate_plan), \
+             or, as a superuser, SET pg_migrate.guard_levels = '{rule}=warning'; {statement}; RESET pg_migrate.guard_levels;",
+            rule = rule.name()
+        );
+    }
     let mut hint = format!(
         "To do it anyway: BEGIN; SET LOCAL pg_migrate.allow = '{rule}: <reason>'; {statement}; COMMIT; \
          (or \"-- Allow: {rule} <reason>\" in a migration file)",
@@ -381,7 +413,8 @@ CREATE FUNCTION migrate.guard_table_rewrite() RETURNS event_trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_guard_table_rewrite';
 
 CREATE EVENT TRIGGER migrate_guard_start ON ddl_command_start
-    WHEN TAG IN ('CREATE INDEX', 'DROP INDEX', 'ALTER TABLE', 'DROP TABLE', 'CREATE TABLE', 'ALTER TYPE')
+    WHEN TAG IN ('CREATE INDEX', 'DROP INDEX', 'ALTER TABLE', 'DROP TABLE', 'CREATE TABLE', 'ALTER TYPE',
+                 'ALTER INDEX', 'ALTER MATERIALIZED VIEW', 'REFRESH MATERIALIZED VIEW', 'ALTER DOMAIN')
     EXECUTE FUNCTION migrate.guard_ddl_start();
 CREATE EVENT TRIGGER migrate_guard_rewrite ON table_rewrite
     EXECUTE FUNCTION migrate.guard_table_rewrite();

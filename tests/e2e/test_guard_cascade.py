@@ -1,6 +1,6 @@
 """Data lost by cascade (issue 10): a command that drops tables with rows or
 columns with data without naming them in DROP TABLE / ALTER TABLE ... DROP
-COLUMN is refused by cascade_drop_table (MG020) or cascade_drop_column (MG021),
+COLUMN is refused by cascade_drop_table (MG012) or cascade_drop_column (MG013),
 from the sql_drop event, and nothing is dropped. Each form: SQL in, finding
 out, rows still there. Then what is let through: empty tables, temporary ones,
 tables created in the same transaction, RESTRICT (which fails on its own),
@@ -46,7 +46,7 @@ def test_drop_schema_cascade_with_a_table_that_has_rows(conn):
     conn.execute("CREATE TABLE app.orders (id bigint PRIMARY KEY, total numeric)")
     fill(conn, "app.orders")
     conn.execute("CREATE TABLE app.empty (id bigint)")
-    error = refused(conn, "DROP SCHEMA app CASCADE", "MG020")
+    error = refused(conn, "DROP SCHEMA app CASCADE", "MG012")
     assert "DROP SCHEMA drops table app.orders (~2,000 rows" in error.diag.message_primary, error.diag.message_primary
     assert error.diag.message_primary.endswith("[cascade_drop_table]")
     assert "app.orders (~2,000 rows" in error.diag.message_detail and "app.empty" not in error.diag.message_detail
@@ -61,7 +61,7 @@ def test_drop_schema_cascade_with_a_partitioned_table(conn):
     conn.execute("CREATE TABLE app.events (id bigint, at date) PARTITION BY RANGE (at)")
     conn.execute("CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')")
     conn.execute(f"INSERT INTO app.events SELECT g, '2026-03-01' FROM generate_series(1, {ROWS}) g")
-    error = refused(conn, "DROP SCHEMA app CASCADE", "MG020")
+    error = refused(conn, "DROP SCHEMA app CASCADE", "MG012")
     assert "app.events_2026" in error.diag.message_primary, error.diag.message_primary
     assert count(conn, "SELECT count(*) FROM app.events") == ROWS
 
@@ -70,7 +70,7 @@ def test_drop_type_cascade_drops_a_column_with_data(conn):
     conn.execute("CREATE TYPE mood AS ENUM ('happy', 'sad')")
     conn.execute("CREATE TABLE people (id bigint PRIMARY KEY, mood mood)")
     fill(conn, "people", "'happy'")
-    error = refused(conn, "DROP TYPE mood CASCADE", "MG021")
+    error = refused(conn, "DROP TYPE mood CASCADE", "MG013")
     assert "DROP TYPE drops column mood of public.people (~2,000 rows" in error.diag.message_primary
     assert error.diag.message_primary.endswith("[cascade_drop_column]")
     assert "ALTER TABLE public.people ALTER COLUMN mood TYPE" in error.diag.message_hint
@@ -81,7 +81,7 @@ def test_drop_domain_cascade_drops_a_column_with_data(conn):
     conn.execute("CREATE DOMAIN positive AS integer CHECK (VALUE > 0)")
     conn.execute("CREATE TABLE stock (id bigint PRIMARY KEY, quantity positive)")
     fill(conn, "stock")
-    error = refused(conn, "DROP DOMAIN positive CASCADE", "MG021")
+    error = refused(conn, "DROP DOMAIN positive CASCADE", "MG013")
     assert "column quantity of public.stock" in error.diag.message_primary
     assert count(conn, "SELECT count(quantity) FROM stock") == ROWS
 
@@ -90,7 +90,7 @@ def test_drop_function_cascade_drops_a_generated_column(conn):
     conn.execute("CREATE FUNCTION twice(integer) RETURNS integer IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2'")
     conn.execute("CREATE TABLE sizes (id integer PRIMARY KEY, doubled integer GENERATED ALWAYS AS (twice(id)) STORED)")
     conn.execute(f"INSERT INTO sizes SELECT g FROM generate_series(1, {ROWS}) g")
-    error = refused(conn, "DROP FUNCTION twice(integer) CASCADE", "MG021")
+    error = refused(conn, "DROP FUNCTION twice(integer) CASCADE", "MG013")
     assert "DROP FUNCTION drops column doubled of public.sizes" in error.diag.message_primary
     assert count(conn, "SELECT count(doubled) FROM sizes") == ROWS
 
@@ -104,7 +104,7 @@ def test_drop_owned_drops_a_table_with_rows(conn):
         conn.execute("CREATE TABLE owned (id bigint, v text)")
         conn.execute("RESET ROLE")
         fill(conn, "owned", "'x'")
-        error = refused(conn, f"DROP OWNED BY {role}", "MG020")
+        error = refused(conn, f"DROP OWNED BY {role}", "MG012")
         assert "DROP OWNED drops table public.owned" in error.diag.message_primary
         assert "REASSIGN OWNED BY <role> TO <new owner>" in error.diag.message_hint
         assert count(conn, "SELECT count(*) FROM owned") == ROWS
@@ -121,7 +121,7 @@ def test_drop_extension_cascade_drops_a_column_of_its_type(conn):
     conn.execute("CREATE EXTENSION citext")
     conn.execute("CREATE TABLE accounts (id bigint PRIMARY KEY, email citext)")
     fill(conn, "accounts", "'a' || g")
-    error = refused(conn, "DROP EXTENSION citext CASCADE", "MG021")
+    error = refused(conn, "DROP EXTENSION citext CASCADE", "MG013")
     assert "DROP EXTENSION drops column email of public.accounts" in error.diag.message_primary
     assert count(conn, "SELECT count(email) FROM accounts") == ROWS
 
@@ -130,7 +130,7 @@ def test_drop_collation_cascade_drops_a_column(conn):
     conn.execute("CREATE COLLATION german (provider = icu, locale = 'de-DE')")
     conn.execute("CREATE TABLE names (id bigint PRIMARY KEY, name text COLLATE german)")
     fill(conn, "names", "'n' || g")
-    refused(conn, "DROP COLLATION german CASCADE", "MG021")
+    refused(conn, "DROP COLLATION german CASCADE", "MG013")
     assert count(conn, "SELECT count(name) FROM names") == ROWS
 
 
@@ -139,7 +139,7 @@ def test_drop_table_cascade_drops_a_column_of_its_row_type(conn):
     conn.execute("CREATE TABLE customers (id bigint PRIMARY KEY, home addresses)")
     fill(conn, "customers", "ROW('main street')::addresses")
     # addresses is empty, so drop_table is quiet; the column of its row type is not.
-    error = refused(conn, "DROP TABLE addresses CASCADE", "MG021")
+    error = refused(conn, "DROP TABLE addresses CASCADE", "MG013")
     assert "DROP TABLE drops column home of public.customers" in error.diag.message_primary
     assert count(conn, "SELECT count(home) FROM customers") == ROWS
 
@@ -148,7 +148,7 @@ def test_drop_view_cascade_drops_a_column_of_its_row_type(conn):
     conn.execute("CREATE VIEW pair AS SELECT 1 AS a, 2 AS b")
     conn.execute("CREATE TABLE pairs (id bigint PRIMARY KEY, p pair)")
     fill(conn, "pairs", "ROW(1, 2)::pair")
-    refused(conn, "DROP VIEW pair CASCADE", "MG021")
+    refused(conn, "DROP VIEW pair CASCADE", "MG013")
     assert count(conn, "SELECT count(p) FROM pairs") == ROWS
 
 
@@ -156,8 +156,8 @@ def test_drop_type_cascade_drops_a_typed_table_and_alter_type_its_column(conn):
     conn.execute("CREATE TYPE person AS (name text, age integer)")
     conn.execute("CREATE TABLE persons OF person")
     conn.execute(f"INSERT INTO persons SELECT 'n' || g, g FROM generate_series(1, {ROWS}) g")
-    refused(conn, "ALTER TYPE person DROP ATTRIBUTE age CASCADE", "MG021")
-    error = refused(conn, "DROP TYPE person CASCADE", "MG020")
+    refused(conn, "ALTER TYPE person DROP ATTRIBUTE age CASCADE", "MG013")
+    error = refused(conn, "DROP TYPE person CASCADE", "MG012")
     assert "DROP TYPE drops table public.persons" in error.diag.message_primary
     assert count(conn, "SELECT count(age) FROM persons") == ROWS
 
@@ -242,7 +242,7 @@ def test_a_table_altered_in_this_transaction_is_still_guarded(conn):
         with conn.transaction():
             conn.execute("ALTER TABLE app.orders ADD COLUMN note text")
             conn.execute("DROP SCHEMA app CASCADE")
-    assert caught.value.sqlstate == "MG020"
+    assert caught.value.sqlstate == "MG012"
     assert count(conn, "SELECT count(*) FROM app.orders") == ROWS
 
 
@@ -290,14 +290,14 @@ def test_acknowledged_cascade_is_allowed_and_audited(conn):
         with conn.transaction():
             conn.execute(f"SET LOCAL pg_migrate.allow = 'cascade_drop_table: {REASON}'")
             conn.execute("DROP SCHEMA app CASCADE")
-    assert caught.value.sqlstate == "MG021"
+    assert caught.value.sqlstate == "MG013"
     assert logged(conn) == []  # the audit row went with the refused transaction
     with conn.transaction():
         conn.execute(f"SET LOCAL pg_migrate.allow = 'cascade_drop_table: {REASON}; cascade_drop_column: {REASON}'")
         conn.execute("DROP SCHEMA app CASCADE")
     assert scalar(conn, "SELECT to_regnamespace('app') IS NULL")
-    assert logged(conn) == [("cascade_drop_table", "MG020", REASON, "setting"),
-                            ("cascade_drop_column", "MG021", REASON, "setting")]
+    assert logged(conn) == [("cascade_drop_table", "MG012", REASON, "setting"),
+                            ("cascade_drop_column", "MG013", REASON, "setting")]
     assert scalar(conn, "SELECT statement FROM migrate.guard_log ORDER BY log_id LIMIT 1") == "DROP SCHEMA app CASCADE"
 
 
@@ -332,7 +332,7 @@ def test_a_revision_without_the_allow_line_is_refused(conn):
     conn.execute("CREATE TABLE people (id bigint, mood mood)")
     conn.execute(f"INSERT INTO people SELECT g, 'happy' FROM generate_series(1, {ROWS}) g")
     load(conn, revision("cascade00002", "DROP TYPE mood CASCADE;", "SELECT 1;"))
-    refused(conn, "SELECT * FROM migrate_upgrade('head')", "MG021")
+    refused(conn, "SELECT * FROM migrate_upgrade('head')", "MG013")
     assert count(conn, "SELECT count(mood) FROM people") == ROWS
 
 
@@ -346,12 +346,12 @@ def test_warn_mode_and_levels(conn):
     seen = []
     conn.add_notice_handler(lambda diag: seen.append(diag.sqlstate))
     conn.execute("SET pg_migrate.guard_levels = 'cascade_drop_table=warning'")
-    refused(conn, "DROP TYPE mood CASCADE", "MG021")
+    refused(conn, "DROP TYPE mood CASCADE", "MG013")
     conn.execute("DROP SCHEMA app CASCADE")
-    assert "MG020" in seen
+    assert "MG012" in seen
     conn.execute("SET pg_migrate.guard = 'warn'")
     conn.execute("DROP TYPE mood CASCADE")
-    assert "MG021" in seen
+    assert "MG013" in seen
 
 
 def test_a_table_created_after_a_repeatable_read_snapshot_is_still_guarded(db, conn):
@@ -367,7 +367,7 @@ def test_a_table_created_after_a_repeatable_read_snapshot_is_still_guarded(db, c
     conn.execute("ANALYZE app.late")
     with pytest.raises(psycopg.Error) as caught:
         old.execute("DROP SCHEMA app CASCADE")
-    assert caught.value.sqlstate == "MG020", caught.value
+    assert caught.value.sqlstate == "MG012", caught.value
     assert "app.late (~2,000 rows" in caught.value.diag.message_primary
     old.rollback()
     old.close()

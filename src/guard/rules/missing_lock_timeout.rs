@@ -41,7 +41,7 @@ mod tests {
         let no_timeout = Context { lock_timeout_ms: 0, ..ctx() };
         assert_eq!(check(&stmt, &no_timeout).len(), 1);
         assert!(check(&alter(new_table("public.users"), vec![Action::Other]), &no_timeout).is_empty());
-        let weak = Statement::CreateIndex { table: table("public.users", 10), index_name: None, concurrent: true, unique: false };
+        let weak = Statement::CreateIndex { table: table("public.users", 10), index_name: None, concurrent: true, unique: false, only: false, partitions: None };
         assert!(check(&weak, &no_timeout).is_empty());
     }
 }

@@ -3,9 +3,11 @@
 
 use super::facts::{Context, Statement};
 
+mod attach_partition;
 mod blocking_index;
 mod cascade_drop_column;
 mod cascade_drop_table;
+mod domain_constraint;
 mod drop_column;
 mod drop_table;
 mod foreign_key_on_delete;
@@ -15,8 +17,10 @@ mod not_null_without_default;
 mod prefer_bigint_pk;
 mod prefer_jsonb;
 mod prefer_timestamptz;
+mod refresh_materialized_view;
 mod rename_by_drop;
 mod set_not_null;
+mod table_copy;
 mod table_rewrite;
 mod truncate;
 mod unnamed_constraint;
@@ -36,6 +40,10 @@ pub enum Rule {
     ValidatingConstraint,
     MissingLockTimeout,
     LockQueue,
+    TableCopy,
+    RefreshMaterializedView,
+    AttachPartition,
+    DomainConstraint,
     UnnamedConstraint,
     ForeignKeyOnDelete,
     EnumValueInTransaction,
@@ -77,7 +85,7 @@ impl Level {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 19] = [
+    pub const ALL: [Rule; 23] = [
         Rule::RenameByDrop,
         Rule::DropColumn,
         Rule::DropTable,
@@ -89,6 +97,10 @@ impl Rule {
         Rule::ValidatingConstraint,
         Rule::MissingLockTimeout,
         Rule::LockQueue,
+        Rule::TableCopy,
+        Rule::RefreshMaterializedView,
+        Rule::AttachPartition,
+        Rule::DomainConstraint,
         Rule::UnnamedConstraint,
         Rule::ForeignKeyOnDelete,
         Rule::EnumValueInTransaction,
@@ -113,6 +125,10 @@ impl Rule {
             Rule::ValidatingConstraint => "validating_constraint",
             Rule::MissingLockTimeout => "missing_lock_timeout",
             Rule::LockQueue => "lock_queue",
+            Rule::TableCopy => "table_copy",
+            Rule::RefreshMaterializedView => "refresh_materialized_view",
+            Rule::AttachPartition => "attach_partition",
+            Rule::DomainConstraint => "domain_constraint",
             Rule::UnnamedConstraint => "unnamed_constraint",
             Rule::ForeignKeyOnDelete => "foreign_key_on_delete",
             Rule::EnumValueInTransaction => "enum_value_in_transaction",
@@ -138,15 +154,20 @@ impl Rule {
             Rule::ValidatingConstraint => "MG009",
             Rule::MissingLockTimeout => "MG010",
             Rule::LockQueue => "MG011",
+            // Data lost by cascade.
+            Rule::CascadeDropTable => "MG012",
+            Rule::CascadeDropColumn => "MG013",
+            // Long locks the event triggers cannot see (or that ALTER TABLE hides).
+            Rule::TableCopy => "MG020",
+            Rule::RefreshMaterializedView => "MG021",
+            Rule::AttachPartition => "MG022",
+            Rule::DomainConstraint => "MG023",
             Rule::UnnamedConstraint => "MG101",
             Rule::ForeignKeyOnDelete => "MG102",
             Rule::EnumValueInTransaction => "MG103",
             Rule::PreferJsonb => "MG201",
             Rule::PreferTimestamptz => "MG202",
             Rule::PreferBigintPk => "MG203",
-            // Data lost by cascade, from MG020 (MG012-MG019 are left for the other rules in progress).
-            Rule::CascadeDropTable => "MG020",
-            Rule::CascadeDropColumn => "MG021",
         }
     }
 
@@ -176,6 +197,10 @@ impl Rule {
             Rule::ValidatingConstraint => validating_constraint::check(statement, ctx),
             Rule::MissingLockTimeout => missing_lock_timeout::check(statement, ctx),
             Rule::LockQueue => lock_queue::check(statement, ctx),
+            Rule::TableCopy => table_copy::check(statement, ctx),
+            Rule::RefreshMaterializedView => refresh_materialized_view::check(statement, ctx),
+            Rule::AttachPartition => attach_partition::check(statement, ctx),
+            Rule::DomainConstraint => domain_constraint::check(statement, ctx),
             Rule::UnnamedConstraint => unnamed_constraint::check(statement, ctx),
             Rule::ForeignKeyOnDelete => foreign_key_on_delete::check(statement, ctx),
             Rule::EnumValueInTransaction => enum_value_in_transaction::check(statement, ctx),
@@ -353,7 +378,7 @@ pub(crate) mod test_support {
     use super::super::facts::*;
 
     pub fn table(name: &str, rows: i64) -> Table {
-        Table { name: name.into(), rows, bytes: rows * 100, created_in_transaction: false, temporary: false, oid: 1 }
+        Table { name: name.into(), rows, rows_from_size: false, bytes: rows * 100, created_in_transaction: false, temporary: false, partitioned: false, oid: 1 }
     }
 
     pub fn new_table(name: &str) -> Table {

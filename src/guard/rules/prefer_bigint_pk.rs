@@ -24,7 +24,7 @@ mod tests {
 
     #[test]
     fn integer_keys_only() {
-        let create = |t: &str| Statement::CreateTable { name: "t".into(), columns: vec![], constraints: vec![], primary_key_types: vec![t.into()] };
+        let create = |t: &str| Statement::CreateTable { name: "t".into(), columns: vec![], constraints: vec![], primary_key_types: vec![t.into()], default_partition: None };
         assert_eq!(check(&create("integer"), &ctx()).len(), 1);
         assert!(check(&create("bigint"), &ctx()).is_empty());
     }

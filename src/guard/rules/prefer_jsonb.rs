@@ -26,7 +26,7 @@ mod tests {
 
     #[test]
     fn json_columns_only() {
-        let create = Statement::CreateTable { name: "t".into(), columns: vec![column("a", "json"), column("b", "jsonb")], constraints: vec![], primary_key_types: vec![] };
+        let create = Statement::CreateTable { name: "t".into(), columns: vec![column("a", "json"), column("b", "jsonb")], constraints: vec![], primary_key_types: vec![], default_partition: None };
         assert_eq!(check(&create, &ctx()).len(), 1);
     }
 }

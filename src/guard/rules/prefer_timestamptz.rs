@@ -44,7 +44,7 @@ mod tests {
         let create = Statement::CreateTable {
             name: "t".into(),
             columns: vec![column("a", "timestamp without time zone"), column("b", "timestamp with time zone"), column("c", "timestamp(3) without time zone")],
-            constraints: vec![], primary_key_types: vec![],
+            constraints: vec![], primary_key_types: vec![], default_partition: None,
         };
         assert_eq!(check(&create, &ctx()).len(), 2);
     }

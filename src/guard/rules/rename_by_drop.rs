@@ -130,11 +130,11 @@ mod tests {
         let mut c = ctx();
         let cols = vec![column("id", "bigint"), column("name", "text")];
         c.history.dropped_tables.push(("public.customers".into(), cols.clone()));
-        let create = Statement::CreateTable { name: "public.clients".into(), columns: cols, constraints: vec![], primary_key_types: vec![] };
+        let create = Statement::CreateTable { name: "public.clients".into(), columns: cols, constraints: vec![], primary_key_types: vec![], default_partition: None };
         let found = check(&create, &c);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].hint, "ALTER TABLE public.customers RENAME TO clients;");
-        let again = Statement::CreateTable { name: "public.customers".into(), columns: c.history.dropped_tables[0].1.clone(), constraints: vec![], primary_key_types: vec![] };
+        let again = Statement::CreateTable { name: "public.customers".into(), columns: c.history.dropped_tables[0].1.clone(), constraints: vec![], primary_key_types: vec![], default_partition: None };
         assert!(check(&again, &c).is_empty(), "re-creating the same table is not a rename");
     }
 }

@@ -76,13 +76,13 @@ mod tests {
 
     #[test]
     fn unnamed_index_and_constraints() {
-        let index = Statement::CreateIndex { table: table("public.users", 1), index_name: None, concurrent: true, unique: false };
+        let index = Statement::CreateIndex { table: table("public.users", 1), index_name: None, concurrent: true, unique: false, only: false, partitions: None };
         assert_eq!(check(&index, &ctx()).len(), 1);
         let c = Constraint { kind: ConstraintKind::ForeignKey, name: None, not_valid: false, using_index: false, on_delete_given: true, columns: vec!["user_id".into()] };
-        let create = Statement::CreateTable { name: "public.orders".into(), columns: vec![], constraints: vec![c.clone()], primary_key_types: vec![] };
+        let create = Statement::CreateTable { name: "public.orders".into(), columns: vec![], constraints: vec![c.clone()], primary_key_types: vec![], default_partition: None };
         assert_eq!(check(&create, &ctx())[0].hint, "Name it: CONSTRAINT orders_user_id_fkey ...");
         let named = Constraint { name: Some("orders_user_id_fkey".into()), ..c };
-        let create = Statement::CreateTable { name: "public.orders".into(), columns: vec![], constraints: vec![named], primary_key_types: vec![] };
+        let create = Statement::CreateTable { name: "public.orders".into(), columns: vec![], constraints: vec![named], primary_key_types: vec![], default_partition: None };
         assert!(check(&create, &ctx()).is_empty());
     }
 }

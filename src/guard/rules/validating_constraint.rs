@@ -33,6 +33,37 @@ pub fn check(statement: &Statement, ctx: &Context) -> Vec<Finding> {
                     ),
                 ))
             }
+            Action::AddColumn { column, constraints, .. } => constraints
+                .iter()
+                .find(|c| matches!(c.kind, ConstraintKind::ForeignKey | ConstraintKind::Check) && !c.not_valid)
+                .map(|c| {
+                    let what = if c.kind == ConstraintKind::ForeignKey { "REFERENCES" } else { "CHECK" };
+                    let short = table.name.rsplit('.').next().unwrap_or(&table.name).trim_matches('"');
+                    let name = c.name.clone().unwrap_or_else(|| {
+                        format!("{short}_{}_{}", column.name, if c.kind == ConstraintKind::ForeignKey { "fkey" } else { "check" })
+                    });
+                    let constraint = if c.kind == ConstraintKind::ForeignKey {
+                        format!("FOREIGN KEY ({}) REFERENCES ...", column.name)
+                    } else {
+                        "CHECK (...)".to_string()
+                    };
+                    Finding::new(
+                        Rule::ValidatingConstraint,
+                        format!("ADD COLUMN {} ... {what} on {} validates every row while holding its lock", column.name, table.described()),
+                        format!(
+                            "The new column's constraint is checked against every existing row inside ALTER TABLE, \
+                             under ACCESS EXCLUSIVE on {}: every read and write waits.",
+                            table.name
+                        ),
+                        format!(
+                            "ALTER TABLE {t} ADD COLUMN {} {};\nALTER TABLE {t} ADD CONSTRAINT {name} {constraint} NOT VALID;\n\
+                             Then, in a separate transaction (reads and writes go on):\nALTER TABLE {t} VALIDATE CONSTRAINT {name};",
+                            column.name,
+                            column.type_name,
+                            t = table.name
+                        ),
+                    )
+                }),
             _ => None,
         })
         .collect()
@@ -60,5 +91,19 @@ mod tests {
         assert!(found[0].hint.ends_with("ALTER TABLE public.orders VALIDATE CONSTRAINT orders_user_id_fkey;"));
         assert!(check(&alter(table("public.orders", 2_000_000), vec![fk(true)]), &ctx()).is_empty());
         assert!(check(&alter(table("public.orders", 10), vec![fk(false)]), &ctx()).is_empty());
+    }
+
+    #[test]
+    fn constraints_inline_in_add_column_validate_too() {
+        let add = Action::AddColumn {
+            column: column("qty", "integer"), not_null: false, has_default: false,
+            constraints: vec![Constraint { kind: ConstraintKind::Check, name: None, not_valid: false, using_index: false,
+                                           on_delete_given: false, columns: vec!["qty".into()] }],
+        };
+        let found = check(&alter(table("public.orders", 2_000_000), vec![add.clone()]), &ctx());
+        assert_eq!(found.len(), 1);
+        assert!(found[0].message.starts_with("ADD COLUMN qty ... CHECK on public.orders"));
+        assert!(found[0].hint.starts_with("ALTER TABLE public.orders ADD COLUMN qty integer;\nALTER TABLE public.orders ADD CONSTRAINT orders_qty_check CHECK (...) NOT VALID;"), "{}", found[0].hint);
+        assert!(check(&alter(new_table("public.orders"), vec![add]), &ctx()).is_empty());
     }
 }
