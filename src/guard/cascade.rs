@@ -226,13 +226,24 @@ unsafe fn blocks_on_disk(storage: &Storage) -> i64 {
 unsafe fn dropped_table(row: &Dropped) -> Table {
     let (created_in_transaction, deleted) = row_versions(row.oid);
     let storage = row.storage.as_ref().or(deleted.as_ref());
-    let bytes = storage.map_or(0, |s| blocks_on_disk(s) * i64::from(pg_sys::BLCKSZ));
+    let blocks = storage.map_or(0, |s| blocks_on_disk(s));
+    // Never analyzed (reltuples -1, as after a bulk load): estimate from the
+    // pages on disk, as the other rules do. The row width is gone with the
+    // table, so a narrow row (two integers) is assumed: more rows, never fewer.
+    let never_analyzed = storage.is_some_and(|s| s.reltuples < 0.0) && blocks > 0;
+    let rows = if never_analyzed {
+        crate::guard::facts::rows_from_size(blocks, 8)
+    } else {
+        storage.map_or(0, |s| s.reltuples.max(0.0) as i64)
+    };
     Table {
         name: row.identity.clone(),
-        rows: storage.map_or(0, |s| s.reltuples.max(0.0) as i64),
-        bytes,
+        rows,
+        rows_from_size: never_analyzed,
+        bytes: blocks * i64::from(pg_sys::BLCKSZ),
         created_in_transaction,
         temporary: row.temporary || storage.is_some_and(|s| s.persistence == "t"),
+        partitioned: false,
         oid: u32::from(row.oid),
     }
 }
