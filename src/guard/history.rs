@@ -89,7 +89,7 @@ mod tests {
     }
 
     fn table(name: &str) -> Table {
-        Table { name: name.into(), rows: 0, bytes: 0, created_in_transaction: false, temporary: false, oid: 1 }
+        Table { name: name.into(), rows: 0, rows_from_size: false, bytes: 0, created_in_transaction: false, temporary: false, partitioned: false, oid: 1 }
     }
 
     fn alter(name: &str, actions: Vec<Action>) -> Statement {
@@ -128,7 +128,7 @@ mod tests {
         index.add(&History { dropped_tables: vec![("public.customers".into(), shape.clone())], ..History::default() });
         index.add(&History { dropped_tables: vec![("public.other".into(), vec![column("id", "bigint")])], ..History::default() });
         let reversed: Vec<Column> = shape.iter().rev().cloned().collect();
-        let create = Statement::CreateTable { name: "public.clients".into(), columns: reversed, constraints: vec![], primary_key_types: vec![] };
+        let create = Statement::CreateTable { name: "public.clients".into(), columns: reversed, constraints: vec![], primary_key_types: vec![], default_partition: None };
         assert_eq!(index.relevant(&create).dropped_tables, vec![("public.customers".to_string(), shape)]);
     }
 
