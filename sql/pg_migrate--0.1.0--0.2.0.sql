@@ -125,7 +125,7 @@ CREATE  FUNCTION migrate."backfill_prepare"(
 VOLATILE 
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'backfill_prepare_wrapper';
+AS 'MODULE_PATHNAME', 'prepare_job_wrapper';
 DROP FUNCTION migrate.backfill_report(bigint);
 CREATE  FUNCTION migrate."backfill_report"(
 	"job_id" bigint /* i64 */
@@ -138,7 +138,7 @@ CREATE  FUNCTION migrate."backfill_report"(
 STRICT VOLATILE 
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'backfill_report_wrapper';
+AS 'MODULE_PATHNAME', 'failed_job_report_wrapper';
 -- No longer STRICT: a NULL argument is refused (22004) instead of ignored.
 CREATE OR REPLACE FUNCTION migrate."backfill_resume_prepare"(
 	"job_name" TEXT /* Option < & str > */

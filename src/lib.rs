@@ -24,6 +24,7 @@ mod server_sql;
 mod sql_api;
 mod store;
 mod subxact;
+mod superseded;
 
 extension_sql_file!("schema.sql", name = "schema", bootstrap);
 // Last, once every object exists: the description of each one.

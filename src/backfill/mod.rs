@@ -16,10 +16,10 @@ pgrx::extension_sql_file!(
     name = "backfill",
     requires = [
         procedure::backfill_check_context,
-        procedure::backfill_prepare,
+        procedure::prepare_job,
         procedure::backfill_resume_prepare,
         procedure::backfill_batch,
-        procedure::backfill_report,
+        procedure::failed_job_report,
         procedure::not_null_check_name,
         procedure::set_not_null_step,
     ],

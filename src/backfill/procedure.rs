@@ -507,9 +507,11 @@ fn table_info(client: &SpiClient<'_>, table: pg_sys::Oid) -> Option<(String, Str
     Some((name.unwrap_or_default(), relkind.unwrap_or_default(), estimate))
 }
 
-#[pg_extern(volatile, schema = "migrate")]
+// Its own C symbol: the 0.1.0 function of this name took eleven arguments, and
+// its old symbol now only refuses (see crate::superseded).
+#[pg_extern(volatile, schema = "migrate", name = "backfill_prepare")]
 #[search_path(pg_catalog, pg_temp)]
-fn backfill_prepare(
+fn prepare_job(
     table: Option<pg_sys::Oid>,
     set_expression: Option<&str>,
     where_condition: Option<&str>,
@@ -1008,10 +1010,11 @@ fn maybe_notice(job: &Job, text: impl FnOnce() -> String) {
 /// After the loop: a failed job's error, for backfill_run to raise (with
 /// migrate.reraise, which keeps any SQLSTATE) now that its state is committed.
 /// No row when the job did not fail.
+// Its own C symbol: in 0.1.0 this function returned nothing (see crate::superseded).
 #[allow(clippy::type_complexity)]
-#[pg_extern(volatile, schema = "migrate")]
+#[pg_extern(volatile, schema = "migrate", name = "backfill_report")]
 #[search_path(pg_catalog, pg_temp)]
-fn backfill_report(
+fn failed_job_report(
     job_id: i64,
 ) -> TableIterator<
     'static,

@@ -155,6 +155,16 @@ def test_update_from_release_keeps_every_row_and_matches_a_fresh_install(bins, c
     # The new package is installed and the server restarted: same data, new binaries.
     subprocess.run([CLUSTER, "switch", "upgrade"], check=True, env=dict(os.environ, PG_BIN=new))
     with connect("app") as conn:
+        # Until the update, the 0.1.0 definitions call the new library. Where a
+        # signature changed, that is a clear error, never arguments of the wrong type.
+        for call in ("SELECT migrate.backfill_prepare('bf_done'::regclass::oid, 'n = n + 1', NULL, 'early', "
+                     "1000, 0, NULL, NULL, 1000, 10, 10000)",
+                     "SELECT migrate.backfill_report(1)",
+                     "CALL migrate_backfill('bf_done', 'n = n + 1', job_name => 'early')"):
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+                conn.execute(call)
+            assert caught.value.diag.message_hint == "ALTER EXTENSION pg_migrate UPDATE;", call
+        assert conn.execute("SELECT count(*) FROM migrate.backfills WHERE job_name = 'early'").fetchone()[0] == 0
         conn.execute("ALTER EXTENSION pg_migrate UPDATE")
         version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_migrate'").fetchone()[0]
         assert version != RELEASE
