@@ -748,14 +748,7 @@ fn resume(client: &mut SpiClient<'_>, id: i64, name: &str) -> i64 {
 fn backfill_resume_prepare(job_name: Option<&str>) -> i64 {
     let job_name = required(job_name, "job_name", "migrate_backfill_resume");
     Spi::connect_mut(|client| {
-        let id: Option<i64> = client
-            .update(
-                "SELECT job_id FROM migrate.backfills WHERE job_name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-                None,
-                &[job_name.into()],
-            )
-            .and_then(|rows| if rows.is_empty() { Ok(None) } else { rows.first().get_one() })
-            .or_raise("look up the job");
+        let id = lock_job_by_name(client, job_name);
         let Some(id) = id else {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -1054,17 +1047,22 @@ fn failed_job_report(
     TableIterator::new(failure)
 }
 
+/// The id of the job called `job_name`, its row locked until this transaction ends.
+fn lock_job_by_name(client: &mut SpiClient<'_>, job_name: &str) -> Option<i64> {
+    client
+        .update(
+            "SELECT job_id FROM migrate.backfills WHERE job_name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+            None,
+            &[job_name.into()],
+        )
+        .and_then(|rows| if rows.is_empty() { Ok(None) } else { rows.first().get_one() })
+        .or_raise("look up the job")
+}
+
 fn set_status(job_name: Option<&str>, to: &str, from: &[&str], function: &str) -> String {
     let job_name = required(job_name, "job_name", function);
     Spi::connect_mut(|client| {
-        let id: Option<i64> = client
-            .update(
-                "SELECT job_id FROM migrate.backfills WHERE job_name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-                None,
-                &[job_name.into()],
-            )
-            .and_then(|rows| if rows.is_empty() { Ok(None) } else { rows.first().get_one() })
-            .or_raise("look up the job");
+        let id = lock_job_by_name(client, job_name);
         let Some(job) = id.and_then(|id| read_job(client, id, "")) else {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
