@@ -1,6 +1,7 @@
 //! Running revisions: the migration lock, executing a revision's statements with
 //! errors that name the revision, file line and statement, and the bookkeeping.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ use crate::guard::context;
 use crate::revisions::graph::{Direction, Step};
 use crate::revisions::target::{parse_target, Target};
 use crate::server_sql::{self, line_of, StatementKind};
-use crate::store::{self, LoadedGraph, Method, StepRecord};
+use crate::store::{self, Definition, LoadedGraph, Method, StepRecord};
 
 /// Advisory lock key shared by every command that changes the applied state
 /// ("pgmigrat" in ASCII). Advisory locks are per database.
@@ -312,9 +313,9 @@ pub struct StepOutcome {
 }
 
 /// Refuse the whole call before running anything if a step cannot run here.
-pub fn check_runnable(loaded: &LoadedGraph, steps: &[Step], target: &str) {
+pub fn check_runnable(definitions: &HashMap<String, Definition>, steps: &[Step], target: &str) {
     for step in steps {
-        let Some(node) = loaded.graph.get(&step.revision) else { continue };
+        let Some(node) = definitions.get(&step.revision).map(|d| &d.node) else { continue };
         if !node.transactional {
             let direction = step.direction.as_str();
             raise(
@@ -351,7 +352,7 @@ pub fn plan_call(target: &str, direction: Direction) -> String {
 /// Run the steps in this transaction and record them. The caller holds the lock.
 pub fn apply_steps(
     client: &mut SpiClient<'_>,
-    loaded: &LoadedGraph,
+    definitions: &HashMap<String, Definition>,
     steps: &[Step],
     method: Method,
 ) -> Vec<StepOutcome> {
@@ -360,7 +361,7 @@ pub fn apply_steps(
     let mut records = Vec::with_capacity(steps.len());
     let mut outcomes = Vec::with_capacity(steps.len());
     for step in steps {
-        let Some(definition) = loaded.definitions.get(&step.revision) else {
+        let Some(definition) = definitions.get(&step.revision) else {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
                 format!("revision {} has no definition", step.revision),

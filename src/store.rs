@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiHeapTupleData};
 
 use crate::errors::{raise_graph_error, OrRaise};
 use crate::revisions::graph::{Direction, RevisionGraph, RevisionNode};
@@ -63,20 +63,71 @@ pub fn definitions(client: &SpiClient<'_>) -> Vec<Definition> {
         .or_raise("read migrate.revisions");
     let mut result = Vec::with_capacity(rows.len());
     for row in rows {
-        result.push(Definition {
-            node: RevisionNode {
-                id: row.get(1).or_raise("read a revision id").unwrap_or_default(),
-                message: row.get(2).or_raise("read a message").unwrap_or_default(),
-                parents: row.get(3).or_raise("read parents").unwrap_or_default(),
-                branch_labels: row.get(4).or_raise("read labels").unwrap_or_default(),
-                depends_on: row.get(5).or_raise("read dependencies").unwrap_or_default(),
-                transactional: row.get(6).or_raise("read transactional").unwrap_or(true),
-            },
-            checksum: row.get(7).or_raise("read a checksum").unwrap_or_default(),
-            source_file: row.get(8).or_raise("read a file name"),
-        });
+        result.push(read_definition(&row));
     }
     result
+}
+
+/// What a plan step checks about its own revision, read by key in one query:
+/// the cost of a step does not grow with the number of loaded revisions.
+pub struct StepState {
+    pub definition: Definition,
+    pub applied: bool,
+    /// The first parent or dependency (in that order) that is not applied.
+    pub missing_prerequisite: Option<String>,
+    /// An applied revision that has this one as parent or dependency (asked for downgrades only).
+    pub applied_child: Option<String>,
+}
+
+pub fn step_state(client: &SpiClient<'_>, revision: &str, direction: Direction) -> Option<StepState> {
+    let rows = client
+        .select(
+            "SELECT r.revision_id, r.message, r.down_revisions, r.branch_labels, r.depends_on,
+                    r.transactional, r.checksum, r.source_file,
+                    EXISTS (SELECT FROM migrate.applied a
+                             WHERE a.revision_id OPERATOR(pg_catalog.=) r.revision_id),
+                    (SELECT u.p FROM pg_catalog.unnest(pg_catalog.array_cat(r.down_revisions, r.depends_on))
+                                     WITH ORDINALITY AS u(p, o)
+                      WHERE NOT EXISTS (SELECT FROM migrate.applied a
+                                         WHERE a.revision_id OPERATOR(pg_catalog.=) u.p)
+                      ORDER BY u.o LIMIT 1),
+                    CASE WHEN $2 THEN
+                        (SELECT c.revision_id FROM migrate.revisions c
+                           JOIN migrate.applied a ON a.revision_id OPERATOR(pg_catalog.=) c.revision_id
+                          WHERE r.revision_id OPERATOR(pg_catalog.=) ANY (c.down_revisions)
+                             OR r.revision_id OPERATOR(pg_catalog.=) ANY (c.depends_on)
+                          LIMIT 1)
+                    END
+               FROM migrate.revisions r
+              WHERE r.revision_id OPERATOR(pg_catalog.=) $1",
+            None,
+            &[revision.to_string().into(), (direction == Direction::Downgrade).into()],
+        )
+        .or_raise("read a revision");
+    let row = rows.into_iter().next()?;
+    Some(StepState {
+        definition: read_definition(&row),
+        applied: row.get(9).or_raise("read applied").unwrap_or(false),
+        missing_prerequisite: row.get(10).or_raise("read a prerequisite"),
+        applied_child: row.get(11).or_raise("read a dependent revision"),
+    })
+}
+
+/// Columns 1 to 8: revision_id, message, down_revisions, branch_labels,
+/// depends_on, transactional, checksum, source_file.
+fn read_definition(row: &SpiHeapTupleData<'_>) -> Definition {
+    Definition {
+        node: RevisionNode {
+            id: row.get(1).or_raise("read a revision id").unwrap_or_default(),
+            message: row.get(2).or_raise("read a message").unwrap_or_default(),
+            parents: row.get(3).or_raise("read parents").unwrap_or_default(),
+            branch_labels: row.get(4).or_raise("read labels").unwrap_or_default(),
+            depends_on: row.get(5).or_raise("read dependencies").unwrap_or_default(),
+            transactional: row.get(6).or_raise("read transactional").unwrap_or(true),
+        },
+        checksum: row.get(7).or_raise("read a checksum").unwrap_or_default(),
+        source_file: row.get(8).or_raise("read a file name"),
+    }
 }
 
 /// The loaded definitions as a graph, indexed by id.

@@ -36,8 +36,8 @@ fn run(target_text: &str, direction: Direction) -> StepRows {
         let loaded = store::load_graph(client);
         let applied = store::applied_ids(client);
         let steps = plan_steps(&loaded, &applied, &target, direction);
-        engine::check_runnable(&loaded, &steps, target_text);
-        engine::apply_steps(client, &loaded, &steps, Method::Function)
+        engine::check_runnable(&loaded.definitions, &steps, target_text);
+        engine::apply_steps(client, &loaded.definitions, &steps, Method::Function)
     });
     if outcomes.is_empty() {
         notice!("nothing to {}: the database is already at '{target_text}'", direction.as_str());

@@ -7,7 +7,7 @@
 //! state is what the plan expected, so a stale or half-run plan cannot record
 //! a revision that did not really apply.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, SpiClient};
@@ -19,16 +19,12 @@ use crate::guard::context;
 use crate::errors::{raise, OrRaise};
 use crate::revisions::graph::{Direction, RevisionNode, Step};
 use crate::server_sql::{self, ConcurrentIndex, StatementKind};
-use crate::store::{self, Body, LoadedGraph, Method, StepRecord};
+use crate::store::{self, Body, Definition, LoadedGraph, Method, StepRecord};
 
 /// Check that `revision` can take `direction` now, exactly as the plan assumed.
-fn check_step<'g>(
-    loaded: &'g LoadedGraph,
-    applied: &HashSet<String>,
-    revision: &str,
-    direction: Direction,
-    checksum: &str,
-) -> &'g RevisionNode {
+/// Reads only this revision's row (and, for a downgrade, the applied revisions
+/// that name it): a step's cost does not grow with the loaded graph.
+fn check_step(client: &SpiClient<'_>, revision: &str, direction: Direction, checksum: &str) -> Definition {
     let stale = |message: String| -> ! {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -37,35 +33,31 @@ fn check_step<'g>(
             Some("Make the plan again: SELECT * FROM migrate_plan('<target>') \\gexec".into()),
         )
     };
-    let Some(node) = loaded.graph.get(revision) else {
+    let Some(state) = store::step_state(client, revision, direction) else {
         stale(format!("revision {revision} is not defined in this database"))
     };
-    if loaded.definitions.get(revision).map(|d| d.checksum.as_str()) != Some(checksum) {
+    if state.definition.checksum != checksum {
         stale(format!("revision {revision} was reloaded with a different text after the plan was made"));
     }
     match direction {
         Direction::Upgrade => {
-            if applied.contains(revision) {
+            if state.applied {
                 stale(format!("revision {revision} is already applied"));
             }
-            if let Some(missing) = node.parents.iter().chain(&node.depends_on).find(|p| !applied.contains(*p)) {
+            if let Some(missing) = &state.missing_prerequisite {
                 stale(format!("revision {revision} needs {missing}, which is not applied"));
             }
         }
         Direction::Downgrade => {
-            if !applied.contains(revision) {
+            if !state.applied {
                 stale(format!("revision {revision} is not applied"));
             }
-            let blocker = loaded.definitions.values().map(|d| &d.node).find(|other| {
-                applied.contains(&other.id)
-                    && (other.parents.iter().any(|p| p == revision) || other.depends_on.iter().any(|d| d == revision))
-            });
-            if let Some(other) = blocker {
-                stale(format!("revision {revision} cannot be downgraded while {} is applied", other.id));
+            if let Some(other) = &state.applied_child {
+                stale(format!("revision {revision} cannot be downgraded while {other} is applied"));
             }
         }
     }
-    node
+    state.definition
 }
 
 /// Take the migration lock for this session (first statement of a plan).
@@ -111,12 +103,11 @@ pub mod migrate {
         let outcomes = Spi::connect_mut(|client| {
             engine::require_recording_privilege(client, "migrate.run_step()");
             acquire_lock(client, LockScope::Transaction);
-            let loaded = store::load_graph(client);
-            let applied = store::applied_ids(client);
-            let node = check_step(&loaded, &applied, revision, direction, checksum);
-            let step = single_step(node, direction);
-            engine::check_runnable(&loaded, std::slice::from_ref(&step), revision);
-            engine::apply_steps(client, &loaded, &[step], method)
+            let definition = check_step(client, revision, direction, checksum);
+            let step = single_step(&definition.node, direction);
+            let definitions = HashMap::from([(revision.to_string(), definition)]);
+            engine::check_runnable(&definitions, std::slice::from_ref(&step), revision);
+            engine::apply_steps(client, &definitions, &[step], method)
         });
         step_rows(outcomes)
     }
@@ -130,9 +121,7 @@ pub mod migrate {
             // Its Allow lines cover what runs next: only for roles that could record it.
             engine::require_recording_privilege(client, "migrate.begin_step()");
             acquire_lock(client, LockScope::Transaction);
-            let loaded = store::load_graph(client);
-            let applied = store::applied_ids(client);
-            let node = check_step(&loaded, &applied, revision, direction, checksum);
+            let node = check_step(client, revision, direction, checksum).node;
             let body = store::bodies(client, &[revision.to_string()]).remove(revision);
             let statements = body
                 .as_ref()
@@ -143,7 +132,7 @@ pub mod migrate {
                 .map(|s| s.text)
                 .collect::<Vec<_>>();
             let allow = body.map(|b| b.allow).unwrap_or_default();
-            (step_banner(&single_step(node, direction), &node.message), allow, statements)
+            (step_banner(&single_step(&node, direction), &node.message), allow, statements)
         });
         // The revision's "-- Allow:" lines cover its own statements, which psql
         // runs next, as this role, until end_step, unlock or an error.
@@ -177,9 +166,7 @@ pub mod migrate {
         }
         Spi::connect_mut(|client| {
             acquire_lock(client, LockScope::Transaction);
-            let loaded = store::load_graph(client);
-            let applied = store::applied_ids(client);
-            check_step(&loaded, &applied, revision, direction, checksum);
+            check_step(client, revision, direction, checksum);
             if direction == Direction::Upgrade {
                 let bodies = store::bodies(client, &[revision.to_string()]);
                 if let Some(body) = bodies.get(revision) {
