@@ -100,3 +100,37 @@ def test_offline_sql_script_runs_in_psql(db):
     psql(db, down)
     assert applied(conn) == set()
     assert scalar(conn, "SELECT to_regclass('accounts')") is None
+
+
+def test_each_step_check_refuses_a_moved_state(db):
+    """The checks a plan step makes by key: defined, same checksum, parents
+    applied, not already applied; downgrade: applied, no applied child."""
+    conn = connect(db)
+    child = revision("aaaa00000003", "CREATE TABLE child_t (id int);", "DROP TABLE child_t;", revises="aaaa00000001")
+    load(conn, BASE, child)
+    sums = dict(conn.execute("SELECT revision_id, checksum FROM migrate.revisions"))
+
+    def refusal(sql, *args):
+        try:
+            conn.execute(sql, args)
+        except Exception as error:  # psycopg.errors.ObjectNotInPrerequisiteState
+            assert error.sqlstate == "55000", error
+            return str(error)
+        raise AssertionError(f"expected a refusal: {sql} {args}")
+
+    step = "SELECT * FROM migrate.apply_step(%s, %s, %s)"
+    assert "aaaa00000009 is not defined" in refusal(step, "aaaa00000009", "upgrade", "x")
+    assert "reloaded with a different text" in refusal(step, "aaaa00000001", "upgrade", "x")
+    assert "needs aaaa00000001, which is not applied" in refusal(step, "aaaa00000003", "upgrade", sums["aaaa00000003"])
+    assert "aaaa00000001 is not applied" in refusal(step, "aaaa00000001", "downgrade", sums["aaaa00000001"])
+    assert "needs aaaa00000001" in refusal("SELECT migrate.begin_step(%s, %s, %s)",
+                                           "aaaa00000003", "upgrade", sums["aaaa00000003"])
+    conn.execute(step, ("aaaa00000001", "upgrade", sums["aaaa00000001"]))
+    conn.execute(step, ("aaaa00000003", "upgrade", sums["aaaa00000003"]))
+    assert applied(conn) == {"aaaa00000001", "aaaa00000003"}
+    assert "aaaa00000003 is already applied" in refusal(step, "aaaa00000003", "upgrade", sums["aaaa00000003"])
+    assert "cannot be downgraded while aaaa00000003 is applied" in refusal(
+        step, "aaaa00000001", "downgrade", sums["aaaa00000001"])
+    conn.execute(step, ("aaaa00000003", "downgrade", sums["aaaa00000003"]))
+    conn.execute(step, ("aaaa00000001", "downgrade", sums["aaaa00000001"]))
+    assert applied(conn) == set()
