@@ -1,9 +1,14 @@
 """make bench, revision engine: ratios measured side by side in one run.
 
 Workload: a linear chain of N revisions, each creating one table.
-  floor        the same SQL as one psql script in one transaction (psql -1)
-  pg_migrate   SELECT * FROM migrate_upgrade('head') / migrate_downgrade('base')
-  alembic      alembic upgrade head / current / downgrade base on the same chain
+  floor        the same SQL as one psql script in one transaction (psql -1);
+               for the plan, the same script with psql committing each statement
+  pg_migrate   SELECT * FROM migrate_upgrade('head') / migrate_downgrade('base');
+               the psql plan (SELECT * FROM migrate_plan('head') \\gexec, and back
+               to 'base'); the offline script migrate_sql('head') made and run;
+               scripts/migrate-load-local DIR | psql
+  alembic      alembic upgrade head / current / heads / history / downgrade base
+               and upgrade head --sql on the same chain
 
 Each measurement runs in its own fresh database. This is a benchmark, not a
 test: nothing here asserts a time.
@@ -25,6 +30,7 @@ from benchdb import PORT, dsn, fresh_db
 SIZES = [int(n) for n in os.environ.get("BENCH_REVISIONS", "1000,5000").split(",")]
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))  # median of this many runs, each on a fresh database
 VENV = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def rev_id(i):
@@ -50,6 +56,21 @@ def write_chain(directory, n):
 def psql_file(db, path):
     start = time.perf_counter()
     subprocess.run(["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PORT),
+                    "-U", "postgres", "-d", db, "-f", str(path)], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def psql_stdin(db, text, single=False):
+    start = time.perf_counter()
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PORT),
+                    "-U", "postgres", "-d", db, *(["-1"] if single else [])], input=text, text=True, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def psql_autocommit(db, path):
+    start = time.perf_counter()
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PORT),
                     "-U", "postgres", "-d", db, "-f", str(path)], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
@@ -113,7 +134,10 @@ def bench(n, work):
 
     project = work / f"alembic{n}"
     alembic_project(project, n, "bench_alembic")
-    runs = {key: [] for key in ("floor_up", "floor_down", "pgm_up", "pgm_down", "al_up", "al_current", "al_down")}
+    runs = {key: [] for key in ("floor_up", "floor_down", "pgm_up", "pgm_down", "al_up", "al_current", "al_down",
+                                "floor_commit", "floor_commit_down", "pgm_plan", "pgm_plan_down",
+                                "pgm_sql_make", "pgm_sql_run", "al_sql", "al_heads", "al_history",
+                                "load_local", "load_local_script")}
     reads = {}
     for _ in range(REPEAT):
         # Floor: the same SQL in one psql transaction.
@@ -131,11 +155,37 @@ def bench(n, work):
                 reads.setdefault(f, []).append(median_ms(conn, f"SELECT * FROM {f}()"))
         runs["pgm_down"].append(psql_command("bench_pgm", "SELECT count(*) FROM migrate_downgrade('base')"))
 
+        # Floor for the plan: psql committing each statement.
+        fresh_db("bench_floor", extension=False)
+        runs["floor_commit"].append(psql_autocommit("bench_floor", up_script))
+        runs["floor_commit_down"].append(psql_autocommit("bench_floor", down_script))
+
+        # The psql plan, loaded from the client with scripts/migrate-load-local.
+        fresh_db("bench_pgm")
+        start = time.perf_counter()
+        loader = subprocess.run([str(ROOT / "scripts/migrate-load-local"), str(chain)],
+                                capture_output=True, text=True, check=True).stdout
+        runs["load_local_script"].append(time.perf_counter() - start)
+        runs["load_local"].append(runs["load_local_script"][-1] + psql_stdin("bench_pgm", loader))
+        runs["pgm_plan"].append(psql_stdin("bench_pgm", "SELECT * FROM migrate_plan('head') \\gexec\n"))
+        runs["pgm_plan_down"].append(
+            psql_stdin("bench_pgm", "SELECT * FROM migrate_plan('base', 'downgrade') \\gexec\n"))
+
+        # The offline script: made in the database, run by psql.
+        with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
+            start = time.perf_counter()
+            script = conn.execute("SELECT migrate_sql('head')").fetchone()[0]
+            runs["pgm_sql_make"].append(time.perf_counter() - start)
+        runs["pgm_sql_run"].append(psql_stdin("bench_pgm", script))
+
         # Alembic on the same chain.
         fresh_db("bench_alembic", extension=False)
         runs["al_up"].append(alembic(project, "upgrade", "head"))
         runs["al_current"].append(alembic(project, "current"))
+        runs["al_heads"].append(alembic(project, "heads"))
+        runs["al_history"].append(alembic(project, "history"))
         runs["al_down"].append(alembic(project, "downgrade", "base"))
+        runs["al_sql"].append(alembic(project, "upgrade", "head", "--sql"))
 
     m = {key: statistics.median(values) for key, values in runs.items()}
     floor_up, floor_down, pgm_up, pgm_down = m["floor_up"], m["floor_down"], m["pgm_up"], m["pgm_down"]
@@ -145,7 +195,7 @@ def bench(n, work):
     return {
         "n": n, "floor_up": floor_up, "pgm_up": pgm_up, "al_up": al_up,
         "floor_down": floor_down, "pgm_down": pgm_down, "al_down": al_down,
-        "reads": reads, "al_current": al_current,
+        "reads": reads, "al_current": al_current, "m": m,
     }
 
 
@@ -164,6 +214,26 @@ def main():
         for op, floor, pgm, al in (("upgrade", r["floor_up"], r["pgm_up"], r["al_up"]),
                                    ("downgrade", r["floor_down"], r["pgm_down"], r["al_down"])):
             print(f"{r['n']:>9} | {op:<9} | {floor:>13.2f} | {pgm:>10.2f} | {pgm / floor:>5.2f}x | {al:>8.2f} | {al / pgm:>17.1f}x")
+    print(f"\nThe psql plan, committing each revision (seconds, median of {REPEAT}; "
+          "floor = psql committing each statement; alembic = alembic upgrade head / downgrade base)")
+    print(f"{'revisions':>9} | {'op':<14} | {'floor':>7} | {'pg_migrate':>10} | {'ratio':>6} | {'alembic':>8}")
+    for r in results:
+        m = r["m"]
+        for op, floor, pgm, al in (("plan upgrade", m["floor_commit"], m["pgm_plan"], m["al_up"]),
+                                   ("plan downgrade", m["floor_commit_down"], m["pgm_plan_down"], m["al_down"])):
+            print(f"{r['n']:>9} | {op:<14} | {floor:>7.2f} | {pgm:>10.2f} | {pgm / floor:>5.2f}x | {al:>8.2f}")
+    if len(results) > 1:
+        a, b = results[0]["m"], results[-1]["m"]
+        print(f"growth {results[0]['n']} -> {results[-1]['n']}: plan upgrade x{b['pgm_plan'] / a['pgm_plan']:.1f}, "
+              f"plan downgrade x{b['pgm_plan_down'] / a['pgm_plan_down']:.1f}, "
+              f"migrate-load-local alone x{b['load_local_script'] / a['load_local_script']:.1f}")
+    print("\nOffline script and loading (seconds)")
+    for r in results:
+        m = r["m"]
+        print(f"{r['n']:>9} revisions: migrate_sql('head') made {m['pgm_sql_make']:.2f}, run {m['pgm_sql_run']:.2f} "
+              f"(alembic upgrade head --sql {m['al_sql']:.2f}); migrate-load-local alone "
+              f"{m['load_local_script']:.2f}, | psql {m['load_local']:.2f}; alembic heads {m['al_heads']:.2f}, "
+              f"history {m['al_history']:.2f}")
     print("\nReading the state (median of 7, milliseconds)")
     for r in results:
         reads = ", ".join(f"{name}() {ms:.1f} ms" for name, ms in r["reads"].items())
