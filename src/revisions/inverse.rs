@@ -107,7 +107,7 @@ pub fn inverse(change: &Change) -> Result<String, NotInvertible> {
             Ok(format!("ALTER TABLE {} DROP CONSTRAINT {};", table.sql(), quote_ident(constraint)))
         }
         Change::AddConstraint { table, constraint: None } => Err(NotInvertible {
-            what: format!("ALTER TABLE {} ADD (an unnamed constraint)", table.sql()),
+            what: format!("ALTER TABLE {} ADD a constraint without a name", table.sql()),
             why: "the statement does not name the constraint the server created",
         }),
         Change::Rename { kind, name, new_name } => Ok(format!(
