@@ -3,6 +3,7 @@
 //! Nothing here touches PostgreSQL, so all of it is unit-tested with `cargo test`.
 
 pub mod graph;
+pub mod inverse;
 pub mod parser;
 pub mod target;
 
