@@ -32,8 +32,9 @@ stop:
 
 ## make unit: the pure cores' tests only (parser, graph, targets, guard rules,
 ## backfill planner): seconds, no PostgreSQL needed. make test runs them too.
+## guard::tests are #[pg_test]s (SQL text through the server's parser): make test runs them.
 unit:
-	cargo test --lib -- revisions:: guard:: backfill:: format:: pg_report::
+	cargo test --lib -- revisions:: guard:: backfill:: format:: pg_report:: --skip guard::tests::
 
 ## make test: unit + #[pg_test] tests, then end-to-end tests on a scratch cluster.
 test: setup

@@ -21,3 +21,4 @@ pub mod rules;
 pub mod settings;
 pub mod triggers;
 pub mod hook;
+mod tests;
