@@ -5,6 +5,7 @@
 pub mod graph;
 pub mod parser;
 pub mod target;
+pub mod writer;
 
 pub use graph::{Direction, GraphError, RevisionGraph, RevisionNode, Step};
 pub use parser::{
