@@ -6,6 +6,7 @@ pub mod graph;
 pub mod inverse;
 pub mod parser;
 pub mod target;
+pub mod writer;
 
 pub use graph::{Direction, GraphError, RevisionGraph, RevisionNode, Step};
 pub use parser::{
