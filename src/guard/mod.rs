@@ -18,6 +18,8 @@ mod extract;
 pub mod facts;
 mod history;
 pub mod rules;
+mod script_settings;
 pub mod settings;
+mod static_rewrite;
 pub mod triggers;
 pub mod hook;

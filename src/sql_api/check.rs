@@ -32,9 +32,12 @@ fn migrate_guard_check(
 }
 
 /// What the guard would say about the revisions an upgrade to `target` would
-/// apply, before running it. A revision's "-- Allow:" lines apply to it.
-#[pg_extern(volatile)]
-fn migrate_review(
+/// apply, before running it. A revision's "-- Allow:" lines apply to it, and
+/// so do its own SET LOCAL lock_timeout / pg_migrate.allow statements.
+/// `detail` is the DETAIL a live refusal would carry. (0.1.0 had no `detail`
+/// column; its C symbol, migrate_review_wrapper, is in superseded.rs.)
+#[pg_extern(volatile, name = "migrate_review")]
+fn review_pending(
     target: default!(&str, "'head'"),
 ) -> TableIterator<
     'static,
@@ -45,6 +48,7 @@ fn migrate_review(
         name!(level, String),
         name!(sqlstate, String),
         name!(message, String),
+        name!(detail, String),
         name!(hint, String),
     ),
 > {
@@ -68,6 +72,7 @@ fn migrate_review(
                     level.as_str().to_string(),
                     finding.rule.sqlstate().to_string(),
                     finding.message,
+                    finding.detail,
                     finding.hint,
                 )
             })
