@@ -352,6 +352,27 @@ CREATE EVENT TRIGGER migrate_guard_start ON ddl_command_start
                  'ALTER INDEX', 'ALTER MATERIALIZED VIEW', 'REFRESH MATERIALIZED VIEW', 'ALTER DOMAIN')
     EXECUTE FUNCTION migrate.guard_ddl_start();
 
+-- ==== Issue 10: check mode agrees with live mode (h/checkmode) ====
+-- migrate_review() gains a detail column (the DETAIL a live refusal carries):
+-- a new result type, so a new C symbol (the 0.1.0 one refuses, superseded.rs).
+-- Its COMMENT is set again by the descriptions below.
+DROP FUNCTION "migrate_review"(text);
+CREATE  FUNCTION "migrate_review"(
+	"target" TEXT DEFAULT 'head' /* & str */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"statement" INT,  /* i32 */
+	"rule" TEXT,  /* String */
+	"level" TEXT,  /* String */
+	"sqlstate" TEXT,  /* String */
+	"message" TEXT,  /* String */
+	"detail" TEXT,  /* String */
+	"hint" TEXT  /* String */
+)
+STRICT VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'review_pending_wrapper';
+
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
 -- What every function and procedure is for, so that \df+ migrate_* and

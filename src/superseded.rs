@@ -46,3 +46,5 @@ macro_rules! superseded_symbol {
 superseded_symbol!(backfill_prepare_wrapper, pg_finfo_backfill_prepare_wrapper, "migrate.backfill_prepare");
 // 0.1.0: migrate.backfill_report(bigint) RETURNS void.
 superseded_symbol!(backfill_report_wrapper, pg_finfo_backfill_report_wrapper, "migrate.backfill_report");
+// 0.1.0: migrate_review(text) RETURNS TABLE (revision, statement, rule, level, sqlstate, message, hint).
+superseded_symbol!(migrate_review_wrapper, pg_finfo_migrate_review_wrapper, "migrate_review");

@@ -12,6 +12,8 @@ use super::context;
 use super::extract;
 use super::facts::{Context, History, Statement};
 use super::history::HistoryIndex;
+use super::script_settings::ScriptSettings;
+use super::static_rewrite;
 use super::rules::{self, Allowance, Finding, Level};
 use super::settings::{self, GuardMode};
 use crate::errors::{raise, OrRaise};
@@ -453,19 +455,35 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
     let nodes = server_sql::parse_nodes(sql).unwrap_or_default();
     let levels = current_levels();
     let allowances: Vec<Allowance> = allow.iter().filter_map(|line| rules::parse_header_allowance(line).ok()).collect();
+    // SET lock_timeout, SET LOCAL pg_migrate.allow ... earlier in this script.
+    let mut settings = ScriptSettings::default();
     let mut out = Vec::new();
     for (index, (statement, node)) in statements.iter().zip(nodes).enumerate() {
         pgrx::check_for_interrupts!();
         // SAFETY: node is the raw parse tree of `statement`.
+        unsafe { settings.observe(node) };
         let text = statement.text.clone();
         let make = move || Some(text.clone());
+        // SAFETY: node is the raw parse tree of `statement`.
         let Some(facts) = (unsafe { extract::statement(node, &extract::LazyText::new(&make), Some(script)) }) else { continue };
-        let mut ctx = context(&facts, Some(statement.text.clone()), &levels);
-        ctx.history = history.relevant(&facts);
-        for (finding, level) in rules::evaluate(&facts, &ctx, &levels) {
-            if !allowances.iter().any(|a| a.rule == finding.rule) {
-                out.push((index as i32 + 1, finding, level));
+        let acknowledged = |rule: rules::Rule| allowances.iter().chain(settings.allowances()).any(|a| a.rule == rule);
+        let mut judge_facts = |facts: &Statement, history: &HistoryIndex| {
+            let mut ctx = context(facts, Some(statement.text.clone()), &levels);
+            ctx.history = history.relevant(facts);
+            if let Some(ms) = settings.lock_timeout_ms() {
+                ctx.lock_timeout_ms = ms;
             }
+            for (finding, level) in rules::evaluate(facts, &ctx, &levels) {
+                if !acknowledged(finding.rule) {
+                    out.push((index as i32 + 1, finding, level));
+                }
+            }
+        };
+        judge_facts(&facts, history);
+        // What the table_rewrite event would report, decided from the catalog.
+        // SAFETY: as above.
+        for (table, reason) in unsafe { static_rewrite::rewrites(node) } {
+            judge_facts(&Statement::Rewrite { table, reason }, history);
         }
         if let Statement::CreateTable { name, .. } = &facts {
             script.created.insert(name.clone());

@@ -160,6 +160,7 @@ def test_update_from_release_keeps_every_row_and_matches_a_fresh_install(bins, c
         for call in ("SELECT migrate.backfill_prepare('bf_done'::regclass::oid, 'n = n + 1', NULL, 'early', "
                      "1000, 0, NULL, NULL, 1000, 10, 10000)",
                      "SELECT migrate.backfill_report(1)",
+                     "SELECT * FROM migrate_review('head')",
                      "CALL migrate_backfill('bf_done', 'n = n + 1', job_name => 'early')"):
             with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
                 conn.execute(call)

@@ -1,6 +1,8 @@
 //! table_rewrite: PostgreSQL is about to rewrite a large table (the
 //! table_rewrite event is the authoritative signal, so binary-coercible type
-//! changes such as varchar(n) to text never get here).
+//! changes such as varchar(n) to text never get here). Check mode builds the
+//! same Statement::Rewrite from guard/static_rewrite.rs, which takes
+//! PostgreSQL's own decision on the catalog.
 
 use super::{Finding, Rule};
 use crate::guard::facts::{Context, Statement};
