@@ -912,8 +912,8 @@ pub fn blockers(table: &Table, level: LockLevel) -> Vec<super::facts::Blocker> {
         client
             .select(
                 "SELECT l.pid, l.mode,
-                        pg_catalog.greatest(extract(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) a.xact_start)
-                            OPERATOR(pg_catalog.*) 1000, 0)::bigint,
+                        (extract(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) a.xact_start)
+                            OPERATOR(pg_catalog.*) 1000)::bigint,
                         coalesce(a.query_start::timestamp(0)::pg_catalog.text, ''),
                         pg_catalog.left(coalesce(a.query, ''), 200),
                         coalesce(a.state, '')
@@ -959,7 +959,7 @@ pub fn blockers(table: &Table, level: LockLevel) -> Vec<super::facts::Blocker> {
             table: table.name.clone(),
             mode,
             state,
-            transaction_age_ms: age,
+            transaction_age_ms: age.max(0),
             query_start,
             query,
         })
