@@ -104,6 +104,23 @@ pub unsafe fn throw(report: Report) -> ! {
     unreachable!("errfinish does not return at ERROR")
 }
 
+/// The packed SQLSTATE of the report being made, for an error context callback.
+pub fn reporting_sqlstate() -> c_int {
+    // SAFETY: elog.c's accessor of the innermost report; only called by a
+    // context callback, which errfinish calls while that report is made.
+    unsafe { geterrcode() }
+}
+
+/// Add a DETAIL and a HINT to the report being made (from an error context
+/// callback: errfinish calls them before the report is sent).
+pub fn add_detail_and_hint(detail: &std::ffi::CStr, hint: &std::ffi::CStr) {
+    // SAFETY: as errcontext does from a callback; elog.c copies the strings.
+    unsafe {
+        errdetail(c"%s".as_ptr(), detail.as_ptr());
+        errhint(c"%s".as_ptr(), hint.as_ptr());
+    }
+}
+
 /// The five characters of a packed SQLSTATE (PostgreSQL's unpack_sql_state).
 pub fn decode_sqlstate(code: c_int) -> String {
     (0..5).map(|i| char::from(((code >> (6 * i)) & 0x3F) as u8 + b'0')).collect()

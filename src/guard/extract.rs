@@ -885,9 +885,9 @@ pub unsafe fn statement(node: *mut pg_sys::Node, sql: &LazyText<'_>, script: Opt
     None
 }
 
-/// Sessions holding locks on `table` that conflict with `level`, in transactions
-/// older than `min_age_ms`.
-pub fn blockers(table: &Table, level: LockLevel, min_age_ms: i64) -> Vec<super::facts::Blocker> {
+/// Sessions holding locks on `table` that conflict with `level`, whatever the
+/// age of their transactions (lock_queue applies its threshold).
+pub fn blockers(table: &Table, level: LockLevel) -> Vec<super::facts::Blocker> {
     // The lock manager answers "does anyone hold a conflicting lock?" cheaply (it
     // is how CREATE INDEX CONCURRENTLY waits); pg_locks and pg_stat_activity
     // are read only when someone does.
@@ -906,21 +906,23 @@ pub fn blockers(table: &Table, level: LockLevel, min_age_ms: i64) -> Vec<super::
     if count == 0 {
         return Vec::new();
     }
-    let rows: Vec<(i32, String, i64, String, String)> = Spi::connect(|client| {
+    // clock_timestamp, not now(): a holder's transaction may have begun after
+    // this one did.
+    let rows: Vec<(i32, String, i64, String, String, String)> = Spi::connect(|client| {
         client
             .select(
                 "SELECT l.pid, l.mode,
-                        (extract(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) a.xact_start)
+                        (extract(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) a.xact_start)
                             OPERATOR(pg_catalog.*) 1000)::bigint,
                         coalesce(a.query_start::timestamp(0)::pg_catalog.text, ''),
-                        pg_catalog.left(coalesce(a.query, ''), 200)
+                        pg_catalog.left(coalesce(a.query, ''), 200),
+                        coalesce(a.state, '')
                    FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
                   WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.relation OPERATOR(pg_catalog.=) $1
                     AND l.granted AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
-                    AND a.xact_start OPERATOR(pg_catalog.<)
-                        (pg_catalog.now() OPERATOR(pg_catalog.-) ($2 OPERATOR(pg_catalog.*) interval '1 millisecond'))",
+                    AND a.xact_start IS NOT NULL",
                 None,
-                &[pg_sys::Oid::from(table.oid).into(), min_age_ms.into()],
+                &[pg_sys::Oid::from(table.oid).into()],
             )
             .map(|rows| {
                 rows.filter_map(|row| {
@@ -930,6 +932,7 @@ pub fn blockers(table: &Table, level: LockLevel, min_age_ms: i64) -> Vec<super::
                         row.get::<i64>(3).ok()??,
                         row.get::<String>(4).ok()??,
                         row.get::<String>(5).ok()??,
+                        row.get::<String>(6).ok()??,
                     ))
                 })
                 .collect()
@@ -951,11 +954,12 @@ pub fn blockers(table: &Table, level: LockLevel, min_age_ms: i64) -> Vec<super::
             // SAFETY: both are valid lock modes.
             unsafe { pg_sys::DoLockModesConflict(level as i32, held) }
         })
-        .map(|(pid, mode, age, query_start, query)| super::facts::Blocker {
+        .map(|(pid, mode, age, query_start, query, state)| super::facts::Blocker {
             pid,
             table: table.name.clone(),
             mode,
-            transaction_age_ms: age,
+            state,
+            transaction_age_ms: age.max(0),
             query_start,
             query,
         })

@@ -264,9 +264,31 @@ pub struct Blocker {
     pub pid: i32,
     pub table: String,
     pub mode: String,
+    /// pg_stat_activity.state: `active`, `idle in transaction`, ...
+    pub state: String,
     pub transaction_age_ms: i64,
     pub query_start: String,
     pub query: String,
+}
+
+impl Blocker {
+    /// The call that ends its hold on the lock. pg_cancel_backend cancels the
+    /// running query, so it does nothing to a session that is idle in a
+    /// transaction (or in an aborted one): only pg_terminate_backend ends that.
+    pub fn ending_call(&self) -> String {
+        let function = if self.state.starts_with("idle in transaction") { "pg_terminate_backend" } else { "pg_cancel_backend" };
+        format!("SELECT {function}({});", self.pid)
+    }
+
+    /// Its query on one line, cut at 120 characters.
+    pub fn query_text(&self) -> String {
+        const MAX: usize = 120;
+        let line = self.query.split_whitespace().collect::<Vec<_>>().join(" ");
+        match line.char_indices().nth(MAX) {
+            Some((cut, _)) => format!("{}...", &line[..cut]),
+            None => line,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +317,8 @@ pub struct History {
 pub struct Context {
     pub lock_timeout_ms: i64,
     pub thresholds: Thresholds,
+    /// Every session holding a lock that conflicts with the statement's, of any
+    /// age (lock_queue looks at those older than its threshold).
     pub blockers: Vec<Blocker>,
     pub history: History,
     /// The statement's text, when known, to write the safe version in a HINT.

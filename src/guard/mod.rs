@@ -10,13 +10,15 @@
 //! `triggers` wires the event triggers, acknowledgements, the audit log and the
 //! checks behind migrate_guard_check(); `hook` adds TRUNCATE, REINDEX, VACUUM FULL
 //! and CLUSTER (and everything while session_replication_role = replica) when
-//! the library is in shared_preload_libraries.
+//! the library is in shared_preload_libraries; `lock_wait` names the sessions
+//! a checked statement waited behind when it fails on lock_timeout.
 
 mod cascade;
 pub mod context;
 mod extract;
 pub mod facts;
 mod history;
+mod lock_wait;
 pub mod rules;
 mod script_settings;
 pub mod settings;

@@ -94,14 +94,14 @@ fn relevant_history(history: &History, statement: &Statement) -> History {
 }
 
 /// The facts around a statement that rules may need.
-pub fn context(statement: &Statement, sql: Option<String>, levels: &rules::Levels) -> Context {
+pub fn context(statement: &Statement, sql: Option<String>, _levels: &rules::Levels) -> Context {
     let thresholds = settings::thresholds();
+    // Holders of any age: lock_queue judges the old ones, and a lock_timeout
+    // names them all (lock_wait).
     let mut blockers = Vec::new();
-    if levels.level(rules::Rule::LockQueue) != Level::Off {
-        for (table, level) in statement.locks() {
-            if table.shared() && table.oid != 0 {
-                blockers.extend(extract::blockers(table, level, thresholds.lock_queue_age_ms));
-            }
+    for (table, level) in statement.locks() {
+        if table.shared() && table.oid != 0 {
+            blockers.extend(extract::blockers(table, level));
         }
     }
     Context {
@@ -140,6 +140,7 @@ fn judge(statement: Statement, sql: &extract::LazyText<'_>) -> Verdict {
     let levels = current_levels();
     let outside_transaction_block = statement.runs_outside_transaction_blocks();
     let mut ctx = context(&statement, None, &levels);
+    super::lock_wait::expect(&statement, &ctx.blockers);
     let mut findings = rules::evaluate(&statement, &ctx, &levels);
     context::with_history(|history| record(history, &statement));
     if findings.is_empty() {
@@ -359,7 +360,8 @@ fn report(verdict: Verdict) -> Option<Report> {
             Level::Warning => Severity::Warning,
             Level::Error => Severity::Error,
         };
-        let hint = if level >= Level::Warning {
+        // Only a stopped statement needs a way through: after a WARNING it has run.
+        let hint = if level == Level::Error {
             format!("{}\n{}", finding.hint, acknowledge_hint(finding.rule, sql.as_deref(), allow_not_local, outside_transaction_block))
         } else {
             finding.hint.clone()

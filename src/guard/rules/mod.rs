@@ -27,6 +27,8 @@ mod unnamed_constraint;
 mod enum_value_in_transaction;
 mod validating_constraint;
 
+pub use lock_queue::waited_behind;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
     RenameByDrop,

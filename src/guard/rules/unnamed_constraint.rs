@@ -1,6 +1,17 @@
 //! unnamed_constraint (warning): an index or constraint without an explicit
 //! name gets a generated one, which differs between environments and makes
 //! later migrations guess.
+//!
+//! Deliberately let through: an unnamed PRIMARY KEY in CREATE TABLE. A table
+//! has one primary key, and PostgreSQL names it `<table>_pkey` (ChooseConstraintName
+//! with the "pkey" label and no columns), the same in every database where the
+//! migration creates the table, so a later `DROP CONSTRAINT orders_pkey` does not
+//! guess. Warning on it would flag nearly every CREATE TABLE and teach people to
+//! ignore the rule. Unnamed UNIQUE, CHECK, FOREIGN KEY and EXCLUDE constraints
+//! still warn: their generated names depend on the column list and on which names
+//! are taken. `ALTER TABLE ... ADD PRIMARY KEY` on an existing table still warns:
+//! a table renamed into place (the swap pattern) may keep an older `<table>_pkey`
+//! elsewhere in the schema, and PostgreSQL then picks `<table>_pkey1`.
 
 use super::{Finding, Rule};
 use crate::guard::facts::{Action, Constraint, ConstraintKind, Context, Statement};
@@ -53,7 +64,10 @@ pub fn check(statement: &Statement, _ctx: &Context) -> Vec<Finding> {
             "A generated name depends on what else exists, so it can differ between databases.".into(),
             format!("Name it: CREATE INDEX {}_<columns>_idx ON {} ...", table.name.rsplit('.').next().unwrap_or(&table.name), table.name),
         )],
-        Statement::CreateTable { name, constraints, .. } => unnamed(name, &constraints.iter().collect::<Vec<_>>()),
+        Statement::CreateTable { name, constraints, .. } => {
+            let named_by_postgres = |c: &&Constraint| c.kind == ConstraintKind::PrimaryKey;
+            unnamed(name, &constraints.iter().filter(|c| !named_by_postgres(c)).collect::<Vec<_>>())
+        }
         Statement::AlterTable { table, actions, .. } => {
             let constraints: Vec<&Constraint> = actions
                 .iter()
@@ -84,5 +98,18 @@ mod tests {
         let named = Constraint { name: Some("orders_user_id_fkey".into()), ..c };
         let create = Statement::CreateTable { name: "public.orders".into(), columns: vec![], constraints: vec![named], primary_key_types: vec![], default_partition: None };
         assert!(check(&create, &ctx()).is_empty());
+    }
+
+    #[test]
+    fn a_new_tables_primary_key_needs_no_name() {
+        let pk = Constraint { kind: ConstraintKind::PrimaryKey, name: None, not_valid: false, using_index: false, on_delete_given: false, columns: vec!["id".into()] };
+        let unique = Constraint { kind: ConstraintKind::Unique, columns: vec!["email".into()], ..pk.clone() };
+        let create = Statement::CreateTable { name: "public.users".into(), columns: vec![], constraints: vec![pk.clone(), unique], primary_key_types: vec![], default_partition: None };
+        let found = check(&create, &ctx());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].message, "unique constraint on public.users has no explicit name");
+        // Added to an existing table, an unnamed primary key still warns.
+        let added = alter(table("public.users", 10), vec![Action::AddConstraint(pk)]);
+        assert_eq!(check(&added, &ctx())[0].hint, "Name it: CONSTRAINT users_pkey ...");
     }
 }
