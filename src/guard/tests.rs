@@ -274,7 +274,7 @@ ALTER EXTENSION pg_migrate DROP TABLE gfx_doomed.t;
         assert_eq!(
             both("", "ALTER TABLE gfx.big ADD COLUMN nn bigint GENERATED ALWAYS AS IDENTITY"),
             // Not a missing default; the identity fills every row, which rewrites.
-            (vec![], state("MG007"))
+            (expect(&[(1, "table_rewrite", "error", "MG007")]), state("MG007"))
         );
 
         let snn = expect(&[(1, "set_not_null", "error", "MG008")]);
@@ -289,13 +289,13 @@ ALTER EXTENSION pg_migrate DROP TABLE gfx_doomed.t;
     #[pg_test]
     fn rewrites_are_judged_live() {
         thresholds();
-        // The table_rewrite event is the live signal. Check mode decides
-        // rewrites statically only once h/checkmode lands; until then it says
-        // nothing here, so only the live verdict is asserted.
-        assert_eq!(live("", "ALTER TABLE gfx.big ALTER COLUMN v TYPE bigint"), state("MG007"));
-        assert_eq!(live("", "ALTER TABLE gfx.big ALTER COLUMN v TYPE bigint USING v::bigint"), state("MG007"));
-        assert_eq!(live("", "ALTER TABLE gfx.big ADD COLUMN r float8 DEFAULT random()"), state("MG007"));
-        assert_eq!(live("", "ALTER TABLE gfx.big SET UNLOGGED"), state("MG007"));
+        // The table_rewrite event is the live signal; check mode decides the
+        // same rewrites statically from the catalog (static_rewrite.rs).
+        let rewrite = (expect(&[(1, "table_rewrite", "error", "MG007")]), state("MG007"));
+        assert_eq!(both("", "ALTER TABLE gfx.big ALTER COLUMN v TYPE bigint"), rewrite);
+        assert_eq!(both("", "ALTER TABLE gfx.big ALTER COLUMN v TYPE bigint USING v::bigint"), rewrite);
+        assert_eq!(both("", "ALTER TABLE gfx.big ADD COLUMN r float8 DEFAULT random()"), rewrite);
+        assert_eq!(both("", "ALTER TABLE gfx.big SET UNLOGGED"), rewrite);
         // Binary coercible, a constant default: no rewrite.
         assert_eq!(both("", "ALTER TABLE gfx.big ALTER COLUMN vc TYPE text"), (vec![], None));
         assert_eq!(both("", "ALTER TABLE gfx.big ADD COLUMN c int DEFAULT 7"), (vec![], None));
@@ -352,9 +352,8 @@ ALTER EXTENSION pg_migrate DROP TABLE gfx_doomed.t;
         assert_eq!(both(no_timeout, "ALTER TABLE gfx.empty ADD COLUMN x int"), (vec![], None));
         // SHARE UPDATE EXCLUSIVE queues no reader.
         assert_eq!(both(no_timeout, "ALTER TABLE gfx.big VALIDATE CONSTRAINT big_w_nn"), (vec![], None));
-        // Live, a SET LOCAL earlier in the script counts. Check mode follows it
-        // only once h/checkmode lands: its verdict on this script is not asserted.
-        assert_eq!(live(no_timeout, "SET LOCAL lock_timeout = '2s'; ALTER TABLE gfx.big ADD COLUMN x int"), None);
+        // A SET LOCAL earlier in the script counts, live and in check mode.
+        assert_eq!(both(no_timeout, "SET LOCAL lock_timeout = '2s'; ALTER TABLE gfx.big ADD COLUMN x int"), (vec![], None));
     }
 
     fn only_finding_after(setup: &str, sql: &str) -> Finding {
