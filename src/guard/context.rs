@@ -52,7 +52,7 @@ thread_local! {
     static STATEMENT: RefCell<Option<String>> = const { RefCell::new(None) };
     static IN_CALL: RefCell<Option<(Revision, pg_sys::LocalTransactionId)>> = const { RefCell::new(None) };
     static PLAN_STEP: RefCell<Option<PlanStep>> = const { RefCell::new(None) };
-    static HISTORY: RefCell<(pg_sys::LocalTransactionId, History)> = RefCell::new((0, History::default()));
+    static HISTORY: RefCell<TransactionHistory> = RefCell::new(TransactionHistory::default());
 }
 
 /// Restores a thread-local when dropped, also when an ERROR unwinds.
@@ -75,8 +75,71 @@ fn current_role() -> pg_sys::Oid {
 
 /// Watch transaction ends; called once per backend, from _PG_init.
 pub fn register() {
-    // SAFETY: the callback touches only this module's thread-locals.
-    unsafe { pg_sys::RegisterXactCallback(Some(transaction_ended), std::ptr::null_mut()) };
+    // SAFETY: the callbacks touch only this module's thread-locals.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(transaction_ended), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subtransaction_event), std::ptr::null_mut());
+    }
+}
+
+/// A savepoint rolled back undoes the DDL in it, so rename_by_drop must forget
+/// what was recorded there (a DROP COLUMN refused inside a savepoint, then an
+/// ADD COLUMN, is not a rename).
+unsafe extern "C-unwind" fn subtransaction_event(
+    event: pg_sys::SubXactEvent::Type,
+    subid: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    let lxid = current_lxid();
+    let _ = HISTORY.try_with(|h| {
+        let Ok(mut h) = h.try_borrow_mut() else { return };
+        h.start(lxid);
+        match event {
+            SUBXACT_EVENT_START_SUB => {
+                let mark = h.lengths();
+                h.savepoints.push((subid, mark));
+            }
+            SUBXACT_EVENT_COMMIT_SUB => h.forget_savepoint(subid, false),
+            SUBXACT_EVENT_ABORT_SUB => h.forget_savepoint(subid, true),
+            _ => {}
+        }
+    });
+}
+
+/// rename_by_drop's history of this transaction, with where each open
+/// savepoint began in it.
+#[derive(Default)]
+struct TransactionHistory {
+    lxid: pg_sys::LocalTransactionId,
+    history: History,
+    savepoints: Vec<(pg_sys::SubTransactionId, [usize; 3])>,
+}
+
+impl TransactionHistory {
+    /// A new transaction starts from nothing.
+    fn start(&mut self, lxid: pg_sys::LocalTransactionId) {
+        if self.lxid != lxid {
+            *self = TransactionHistory { lxid, ..Default::default() };
+        }
+    }
+
+    fn lengths(&self) -> [usize; 3] {
+        [self.history.dropped_columns.len(), self.history.added_columns.len(), self.history.dropped_tables.len()]
+    }
+
+    /// The savepoint `subid` ended: on rollback, drop what was recorded since it began.
+    fn forget_savepoint(&mut self, subid: pg_sys::SubTransactionId, rolled_back: bool) {
+        let Some(at) = self.savepoints.iter().position(|(id, _)| *id == subid) else { return };
+        let [columns_dropped, columns_added, tables_dropped] = self.savepoints[at].1;
+        self.savepoints.truncate(at);
+        if rolled_back {
+            self.history.dropped_columns.truncate(columns_dropped);
+            self.history.added_columns.truncate(columns_added);
+            self.history.dropped_tables.truncate(tables_dropped);
+        }
+    }
 }
 
 unsafe extern "C-unwind" fn transaction_ended(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
@@ -194,15 +257,14 @@ pub fn revision_in_force(top_level: impl FnOnce() -> Option<String>) -> Option<R
     PLAN_STEP.with(|s| s.borrow().as_ref().filter(|step| step.statements.contains(&text)).map(|step| step.revision.clone()))
 }
 
-/// Transaction-local history for rename_by_drop: reset when a new transaction starts.
+/// Transaction-local history for rename_by_drop: reset when a new transaction
+/// starts, cut back when a savepoint rolls back.
 pub fn with_history<R>(work: impl FnOnce(&mut History) -> R) -> R {
     let lxid = current_lxid();
     HISTORY.with(|h| {
         let mut h = h.borrow_mut();
-        if h.0 != lxid {
-            *h = (lxid, History::default());
-        }
-        work(&mut h.1)
+        h.start(lxid);
+        work(&mut h.history)
     })
 }
 

@@ -409,6 +409,20 @@ ALTER EXTENSION pg_migrate DROP TABLE gfx_doomed.t;
     }
 
     #[pg_test]
+    fn rename_by_drop_forgets_a_rolled_back_savepoint() {
+        thresholds();
+        // Refused (so rolled back with its savepoint): the column is still there,
+        // and a later ADD COLUMN of the same type is no rename.
+        assert_eq!(live("", "ALTER TABLE gfx.big DROP COLUMN t"), state("MG002"));
+        assert_eq!(live("", "ALTER TABLE gfx.big ADD COLUMN t2 text"), None);
+        // Dropped and added in one savepoint: a rename, as before.
+        let acknowledged = "SET LOCAL pg_migrate.allow = 'drop_column: the test drops it'";
+        assert_eq!(live(acknowledged, "ALTER TABLE gfx.big DROP COLUMN t; ALTER TABLE gfx.big ADD COLUMN t2 text"), state("MG001"));
+        // That savepoint rolled back too.
+        assert_eq!(live("", "ALTER TABLE gfx.big ADD COLUMN t2 text"), None);
+    }
+
+    #[pg_test]
     fn rename_by_drop_in_one_statement_or_a_script() {
         thresholds();
         assert_eq!(
