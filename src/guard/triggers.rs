@@ -94,7 +94,7 @@ fn relevant_history(history: &History, statement: &Statement) -> History {
 }
 
 /// The facts around a statement that rules may need.
-pub fn context(statement: &Statement, sql: Option<String>, _levels: &rules::Levels) -> Context {
+pub fn context(statement: &Statement, sql: Option<String>) -> Context {
     let thresholds = settings::thresholds();
     // Holders of any age: lock_queue judges the old ones, and a lock_timeout
     // names them all (lock_wait).
@@ -139,7 +139,7 @@ struct Verdict {
 fn judge(statement: Statement, sql: &extract::LazyText<'_>) -> Verdict {
     let levels = current_levels();
     let outside_transaction_block = statement.runs_outside_transaction_blocks();
-    let mut ctx = context(&statement, None, &levels);
+    let mut ctx = context(&statement, None);
     super::lock_wait::expect(&statement, &ctx.blockers);
     let mut findings = rules::evaluate(&statement, &ctx, &levels);
     context::with_history(|history| record(history, &statement));
@@ -470,7 +470,7 @@ fn check_script_in(sql: &str, allow: &[String], script: &mut extract::Script, hi
         let Some(facts) = (unsafe { extract::statement(node, &extract::LazyText::new(&make), Some(script)) }) else { continue };
         let acknowledged = |rule: rules::Rule| allowances.iter().chain(settings.allowances()).any(|a| a.rule == rule);
         let mut judge_facts = |facts: &Statement, history: &HistoryIndex| {
-            let mut ctx = context(facts, Some(statement.text.clone()), &levels);
+            let mut ctx = context(facts, Some(statement.text.clone()));
             ctx.history = history.relevant(facts);
             if let Some(ms) = settings.lock_timeout_ms() {
                 ctx.lock_timeout_ms = ms;
