@@ -2,6 +2,7 @@
 //! `revisions` and the runtime in `engine`; no logic of its own lives here.
 
 pub mod apply;
+pub mod autogen;
 pub mod check;
 pub mod inspect;
 pub mod load;
