@@ -23,9 +23,13 @@ const NOT_EXTENSION_MEMBER: &str = "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depe
 /// separated) for the deparsers, inside a subtransaction that is rolled back.
 pub fn read_namespace(namespace: &str, path: &str) -> Schema {
     let outcome = subxact::run(Keep::Rollback, || {
-        Spi::connect(|client| {
+        // `update` makes the queries below take a fresh snapshot (pgrx runs
+        // SPI read-only until the subtransaction has an xid, and a read-only
+        // query uses the caller's snapshot, which cannot see a scratch
+        // namespace made since it was taken).
+        Spi::connect_mut(|client| {
             client
-                .select("SELECT pg_catalog.set_config('search_path', $1, true)", None, &[path.into()])
+                .update("SELECT pg_catalog.set_config('search_path', $1, true)", None, &[path.into()])
                 .or_raise("set the search_path for the catalog read");
             read(client, namespace)
         })

@@ -81,9 +81,11 @@ pub fn read_desired(ddl: &str, target: &str) -> Desired {
             Some("The desired DDL is plain SQL or pg_dump --schema-only output; psql meta-commands other than \\restrict are not read.".into()),
         )
     });
-    let scratch = format!("pg_migrate_desired_{}", unsafe { pg_sys::MyProcPid });
+    // "pg_" names are reserved for the system.
+    let scratch = format!("_pg_migrate_desired_{}", unsafe { pg_sys::MyProcPid });
     let keep = extension_members(target);
-    let current = Cell::new(0usize);
+    // The statement running, once the scratch namespace is ready.
+    let current: Cell<Option<usize>> = Cell::new(None);
     let mut skipped = Vec::new();
 
     let outcome = subxact::run(Keep::Rollback, || {
@@ -109,7 +111,7 @@ pub fn read_desired(ddl: &str, target: &str) -> Desired {
             };
             for (index, raw) in statements.iter().enumerate() {
                 pgrx::check_for_interrupts!();
-                current.set(index);
+                current.set(Some(index));
                 // SAFETY: raw_parser's trees, changed in place before they run.
                 match unsafe { prepare(*raw, &retarget) } {
                     Prepared::Run => unsafe { run_raw(*raw, &c_text) },
@@ -123,12 +125,19 @@ pub fn read_desired(ddl: &str, target: &str) -> Desired {
     match outcome {
         Ok(schema) => Desired { schema, skipped },
         Err(failure) => {
-            let raw = statements.get(current.get()).copied();
-            let (line, statement) = raw.map(|raw| statement_text(&text, raw)).unwrap_or((1, String::new()));
+            let Some(index) = current.get() else {
+                raise(
+                    failure.code,
+                    format!("could not prepare a scratch namespace for the desired DDL: {}", failure.message),
+                    failure.detail,
+                    Some("Comparing needs the right to create a schema in this database (CREATE on it).".into()),
+                )
+            };
+            let (line, statement) = statement_text(&text, statements[index]);
             let message = failure.message.replace(&format!("{}.", scratch), "").replace(&scratch, target);
             raise(
                 failure.code,
-                format!("the desired DDL failed at statement {} (line {line}): {message}", current.get() + 1),
+                format!("the desired DDL failed at statement {} (line {line}): {message}", index + 1),
                 Some(format!(
                     "Statement: {}\nNothing was changed: the desired DDL runs in a scratch namespace that is rolled back.{}",
                     crate::engine::excerpt(&statement),

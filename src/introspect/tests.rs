@@ -65,7 +65,7 @@ GRANT ALL ON TABLE public.ag_users TO PUBLIC;
         assert_eq!(plain.schema.views["ag_names"].depends_on, vec!["ag_users".to_string()]);
 
         // Nothing of the desired run is left, and the live schema is still empty of it.
-        let left = Spi::get_one::<i64>("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname LIKE 'pg_migrate_desired_%'").unwrap();
+        let left = Spi::get_one::<i64>("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname LIKE '%migrate\\_desired%'").unwrap();
         assert_eq!(left, Some(0));
         let live = catalog::read_namespace("public", "public");
         assert!(!live.tables.contains_key("ag_users"));

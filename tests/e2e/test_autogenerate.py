@@ -179,7 +179,7 @@ def test_round_trip_every_kind_in_its_safe_form(db, reference, form):
         # Loaded, not applied, on top of nothing (the live schema was made by hand).
         assert scalar(conn, "SELECT count(*) FROM migrate.applied") == 0
         assert scalar(conn, "SELECT count(*) FROM migrate_heads()") == 1
-        assert scalar(conn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pg_migrate_desired_%'") == 0
+        assert scalar(conn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '%migrate\\_desired%'") == 0
         fill_backfill(conn, generated[3][0], backfill)
 
     psql(db, "SELECT * FROM migrate_plan('head') \\gexec")
@@ -250,5 +250,5 @@ def test_a_failing_desired_ddl_says_where_and_changes_nothing(db):
     with connect(db) as conn:
         error = refused(conn, "SELECT * FROM migrate_check($$CREATE TABLE a (x integer);\nCREATE TABLE b (y nosuchtype);$$)", "42704")
         assert "statement 2 (line 2)" in str(error)
-        assert scalar(conn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pg_migrate_desired_%'") == 0
+        assert scalar(conn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '%migrate\\_desired%'") == 0
         assert scalar(conn, "SELECT count(*) FROM pg_class WHERE relname = 'a'") == 0
