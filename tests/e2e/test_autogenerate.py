@@ -124,7 +124,8 @@ def reference():
     with psycopg.connect(f"host=127.0.0.1 port={PORT} user=postgres dbname=postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.execute(f'CREATE DATABASE "{name}"')
-    psql(name, DESIRED)
+    # As an application database: the extension too (pg_dump writes CREATE EXTENSION).
+    psql(name, "CREATE EXTENSION pg_migrate;\n" + DESIRED)
     yield name
     with psycopg.connect(f"host=127.0.0.1 port={PORT} user=postgres dbname=postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
