@@ -373,6 +373,36 @@ STRICT VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'review_pending_wrapper';
 
+-- ==== Issue 13: autogenerate and check (h/autogen) ====
+-- migrate_check compares the live schema with the desired DDL; migrate_autogenerate
+-- writes and loads the revisions. Their COMMENTs are set by the descriptions below.
+CREATE  FUNCTION "migrate_check"(
+	"desired" TEXT, /* Option < & str > */
+	"schema" TEXT DEFAULT 'public', /* Option < & str > */
+	"strict" bool DEFAULT false /* Option < bool > */
+) RETURNS TABLE (
+	"object" TEXT,  /* String */
+	"difference" TEXT  /* String */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_check_wrapper';
+
+CREATE  FUNCTION "migrate_autogenerate"(
+	"message" TEXT, /* Option < & str > */
+	"desired" TEXT, /* Option < & str > */
+	"schema" TEXT DEFAULT 'public' /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"transactional" bool,  /* bool */
+	"source" TEXT  /* String */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_autogenerate_wrapper';
+
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
 -- What every function and procedure is for, so that \df+ migrate_* and

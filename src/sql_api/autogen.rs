@@ -17,6 +17,17 @@ fn quote(name: &str) -> String {
         .unwrap_or_default()
 }
 
+fn schema_or_raise(schema: Option<&str>) -> &str {
+    schema.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "the schema to compare must not be NULL",
+            None,
+            Some("Leave it out for 'public', or name the live schema.".into()),
+        )
+    })
+}
+
 /// Both sides read and compared; also what was left out of the desired DDL.
 fn compare(desired_ddl: Option<&str>, schema: &str) -> (Diff, Vec<String>) {
     let Some(desired_ddl) = desired_ddl else {
@@ -54,9 +65,11 @@ fn compare(desired_ddl: Option<&str>, schema: &str) -> (Diff, Vec<String>) {
 #[search_path(pg_catalog, pg_temp)]
 fn migrate_check(
     desired: Option<&str>,
-    schema: default!(&str, "'public'"),
-    strict: default!(bool, false),
+    schema: default!(Option<&str>, "'public'"),
+    strict: default!(Option<bool>, false),
 ) -> TableIterator<'static, (name!(object, String), name!(difference, String))> {
+    let schema = schema_or_raise(schema);
+    let strict = strict.unwrap_or(false);
     let (diff, skipped) = compare(desired, schema);
     let rows = diff.rows();
     for line in &skipped {
@@ -83,8 +96,9 @@ fn migrate_check(
 fn migrate_autogenerate(
     message: Option<&str>,
     desired: Option<&str>,
-    schema: default!(&str, "'public'"),
+    schema: default!(Option<&str>, "'public'"),
 ) -> TableIterator<'static, (name!(revision, String), name!(transactional, bool), name!(source, String))> {
+    let schema = schema_or_raise(schema);
     let message = message.unwrap_or_default();
     if message.trim().is_empty() {
         raise(
