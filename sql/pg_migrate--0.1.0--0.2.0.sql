@@ -6,11 +6,12 @@
 -- 0.2.0 install, every row kept. Nothing here may rewrite or drop user state.
 \echo Use "ALTER EXTENSION pg_migrate UPDATE" to load this file. \quit
 
--- The audit log records extension updates.
+-- The audit log records extension updates, and (issue 12) revisions written by
+-- migrate_revision() and revisions taken out by migrate_unload().
 ALTER TABLE migrate.events DROP CONSTRAINT events_action_check;
 ALTER TABLE migrate.events ADD CONSTRAINT events_action_check
-    CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'update'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
-COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, or update (of the extension itself; detail names the versions)';
+    CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
+COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, or update (of the extension itself; detail names the versions)';
 
 -- Issue 9, acknowledgements and internal functions: the bookkeeping of plans and
 -- offline scripts is for roles that run migrations, not PUBLIC (the functions
@@ -397,15 +398,18 @@ BEGIN
         ('migrate_downgrade', 'Undo applied revisions down to target (a revision, -N, label@base, base), in one transaction.'),
         ('migrate_stamp', 'Set the applied state to target without running any SQL (alembic stamp); purge first forgets every applied revision.'),
         ('migrate_plan', 'The statements that move the database to target, for psql to run one by one: SELECT * FROM migrate_plan(''head'') \gexec'),
-        ('migrate_sql', 'The offline script that moves the database to target (Alembic --sql), to review or run later with psql -v ON_ERROR_STOP=1 -f.'),
+        ('migrate_sql', 'The offline script that moves the database to target (Alembic --sql), or over a range from:to made from the graph alone, to review or run later with psql -v ON_ERROR_STOP=1 -f.'),
         ('migrate_test_roundtrip', 'Upgrade, downgrade and upgrade again every pending and applied revision inside one transaction that is rolled back; one row per step.'),
         -- Loading.
         ('migrate_load', 'Register one migration file''s text (not applied). Returns its revision id.'),
         ('migrate_load_dir', 'Register every *.sql migration file of a directory on the database server (not applied).'),
-        ('migrate_merge', 'Create and load a revision that merges several heads, as alembic merge does. Returns its revision id.'),
+        ('migrate_merge', 'Write and load a revision that merges heads (''heads'', <label>@head or revisions), as alembic merge does. Returns its id, file name and text.'),
+        ('migrate_revision', 'Write and load (not apply) a new revision on a head, as alembic revision -m does. Returns its id, file name and text, to save.'),
+        ('migrate_unload', 'Take back out a loaded revision that is not applied and that nothing revises or depends on. Returns what it removed.'),
         -- Reading.
         ('migrate_current', 'The applied heads: the revisions the database is at.'),
-        ('migrate_history', 'Every loaded revision in upgrade order, with its parents, labels and whether it is applied.'),
+        ('migrate_history', 'Every loaded revision in upgrade order, with its parents, labels and whether it is applied; with a range (lower:upper, -3:, current:), as alembic history -r.'),
+        ('migrate_history_verbose', 'migrate_history(range) with each revision''s Create Date, file name and checksum, as alembic history --verbose.'),
         ('migrate_heads', 'The heads of the revision graph, applied or not.'),
         ('migrate_branches', 'Branch points: revisions with more than one child.'),
         ('migrate_show', 'Every detail of one revision (a unique id prefix is enough), its SQL included. Best read with \x.'),
