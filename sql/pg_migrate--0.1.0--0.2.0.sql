@@ -376,6 +376,119 @@ AS 'MODULE_PATHNAME', 'review_pending_wrapper';
 
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
+-- Issue 12, writing revisions from psql: migrate_revision() writes and loads a
+-- new revision on a head; migrate_merge() accepts 'heads' and '<label>@head' and
+-- returns the file like migrate_revision (0.1.0's returned the id only, so it is
+-- dropped and made again: its old C symbol refuses until this update);
+-- migrate_unload() takes a loaded revision back out; migrate_history(range) and
+-- migrate_history_verbose(range) read Alembic's -r ranges. (migrate_sql keeps
+-- its signature: a target with a colon is now a range.)
+DROP FUNCTION "migrate_merge"(text[], text);
+-- pg_migrate::sql_api::ranges::migrate_history
+CREATE  FUNCTION "migrate_history"(
+	"range" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"parents" TEXT[],  /* Vec < String > */
+	"message" TEXT,  /* String */
+	"branch_labels" TEXT[],  /* Vec < String > */
+	"depends_on" TEXT[],  /* Vec < String > */
+	"is_head" bool,  /* bool */
+	"is_current" bool,  /* bool */
+	"applied_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"applied_by" TEXT  /* Option < String > */
+)
+STABLE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_history_range_wrapper';
+
+-- pg_migrate::sql_api::ranges::migrate_history_verbose
+CREATE  FUNCTION "migrate_history_verbose"(
+	"range" TEXT DEFAULT ':' /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"parents" TEXT[],  /* Vec < String > */
+	"message" TEXT,  /* String */
+	"branch_labels" TEXT[],  /* Vec < String > */
+	"depends_on" TEXT[],  /* Vec < String > */
+	"is_head" bool,  /* bool */
+	"is_current" bool,  /* bool */
+	"applied_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"applied_by" TEXT,  /* Option < String > */
+	"create_date" TEXT,  /* Option < String > */
+	"file_name" TEXT,  /* Option < String > */
+	"checksum" TEXT  /* String */
+)
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_history_verbose_wrapper';
+
+-- pg_migrate::sql_api::authoring::migrate_merge
+CREATE  FUNCTION "migrate_merge"(
+	"revisions" TEXT DEFAULT 'heads', /* Option < & str > */
+	"message" TEXT DEFAULT 'merge heads', /* Option < & str > */
+	"branch_label" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"file_name" TEXT,  /* String */
+	"source" TEXT  /* String */
+)
+VOLATILE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_merge_named_wrapper';
+
+-- pg_migrate::sql_api::authoring::migrate_merge
+CREATE  FUNCTION "migrate_merge"(
+	"revisions" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
+	"message" TEXT DEFAULT 'merge heads', /* Option < & str > */
+	"branch_label" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"file_name" TEXT,  /* String */
+	"source" TEXT  /* String */
+)
+VOLATILE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_merge_revisions_wrapper';
+
+-- pg_migrate::sql_api::authoring::migrate_revision
+CREATE  FUNCTION "migrate_revision"(
+	"message" TEXT, /* Option < & str > */
+	"upgrade" TEXT DEFAULT NULL, /* Option < & str > */
+	"downgrade" TEXT DEFAULT NULL, /* Option < & str > */
+	"head" TEXT DEFAULT 'head', /* Option < & str > */
+	"branch_label" TEXT DEFAULT NULL, /* Option < & str > */
+	"depends_on" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"transactional" bool DEFAULT true, /* Option < bool > */
+	"splice" bool DEFAULT false, /* Option < bool > */
+	"allow" TEXT[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"file_name" TEXT,  /* String */
+	"source" TEXT  /* String */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_revision_wrapper';
+
+-- pg_migrate::sql_api::authoring::migrate_unload
+CREATE  FUNCTION "migrate_unload"(
+	"revision" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"file_name" TEXT,  /* Option < String > */
+	"source" TEXT  /* String */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_unload_wrapper';
+
 -- What every function and procedure is for, so that \df+ migrate_* and
 -- \df+ migrate.* describe themselves in psql. (Tables, views and triggers are
 -- described where they are created.)

@@ -70,17 +70,23 @@ pub fn normalise_section(text: &str) -> String {
     }
 }
 
-/// The file's text, checked to parse back to exactly these parts. The parts
-/// are a [`MigrationFile`] as the parser would return it; its line numbers
-/// (where a parsed file's sections start) are not read.
-pub fn render(parts: &MigrationFile) -> Result<String, WriteError> {
-    let message = parts.message.trim();
+/// The message as the file's first line will hold it (trimmed), or why it cannot.
+pub fn check_message(message: &str) -> Result<&str, WriteError> {
+    let message = message.trim();
     if message.is_empty() {
         return Err(WriteError::EmptyMessage);
     }
     if let Some(character) = control(message) {
         return Err(WriteError::ControlCharacter { field: "message", character });
     }
+    Ok(message)
+}
+
+/// The file's text, checked to parse back to exactly these parts. The parts
+/// are a [`MigrationFile`] as the parser would return it; its line numbers
+/// (where a parsed file's sections start) are not read.
+pub fn render(parts: &MigrationFile) -> Result<String, WriteError> {
+    let message = check_message(&parts.message)?;
     validate_identifier("revision id", &parts.revision_id).map_err(WriteError::InvalidIdentifier)?;
     for (what, list) in [("parent", &parts.down_revisions), ("branch label", &parts.branch_labels), ("dependency", &parts.depends_on)] {
         for item in list {

@@ -70,6 +70,8 @@ pub struct NewRevision {
 /// caller's transaction and under the migration lock. Refusals are ERRORs
 /// (nothing is loaded). The event is "revision".
 pub fn create_revision(spec: &RevisionSpec) -> NewRevision {
+    // The simplest mistake first: it needs no look at the graph.
+    writer::check_message(&spec.message).unwrap_or_else(|error| raise_write_error(&error));
     let file = Spi::connect(|client| {
         acquire_lock(client, LockScope::Transaction);
         let loaded = store::load_graph(client);
