@@ -337,7 +337,7 @@ def test_nothing_planted_in_public_runs(owned_db, path):
     # Reading.
     for sql in ["SELECT * FROM migrate_heads()", "SELECT * FROM migrate_branches()",
                 "SELECT * FROM migrate_history()", "SELECT * FROM migrate_current()",
-                "SELECT * FROM migrate_history('ad0000000001:')", "SELECT * FROM migrate_history_verbose('-1:')",
+                "SELECT * FROM migrate_history('ad0000000001:')", "SELECT * FROM migrate_history_verbose(':ad0000000002')",
                 "SELECT migrate_sql('ad0000000001:head')", "SELECT migrate_sql('head:base', 'downgrade')",
                 "SELECT * FROM migrate_show('ad0000000001')", "SELECT * FROM migrate_verify()",
                 "SELECT * FROM migrate_review('head')", "SELECT * FROM migrate_plan('head')",

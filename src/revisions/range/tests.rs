@@ -88,6 +88,16 @@ fn branches_follow_alembic() {
 }
 
 #[test]
+fn counting_down_through_a_merge_is_ambiguous_as_in_alembic() {
+    // Alembic: "Ambiguous walk".
+    let mut nodes = forked().nodes().to_vec();
+    nodes.push(node("mrg1", &["rev5", "brn2"]));
+    let g = RevisionGraph::new(nodes).unwrap();
+    assert!(matches!(history(&g, &HashSet::new(), "-1:"), Err(RangeError::Graph(GraphError::AmbiguousStep { .. }))));
+    assert_eq!(rows(&g, "rev5:").len(), 2);
+}
+
+#[test]
 fn a_lower_end_must_lie_below_an_upper_end() {
     let g = forked();
     for range in ["rev4:rev2", "brn1:rev5"] {
