@@ -7,8 +7,7 @@ use pgrx::prelude::*;
 use crate::autogen::{self, Diff, PlannedRevision};
 use crate::errors::{raise, OrRaise};
 use crate::introspect::{catalog, desired};
-use crate::revisions::writer::{render, RevisionText};
-use crate::sql_api::load::{load_sources, Source};
+use crate::sql_api::authoring::{create_revision, RevisionSpec};
 use crate::store;
 
 fn quote(name: &str) -> String {
@@ -130,10 +129,7 @@ fn migrate_autogenerate(
     }
     let mut planned = autogen::plan_revisions(&diff, &notes);
     review(&mut planned);
-    let texts = write_files(message, parent, &planned);
-    let sources: Vec<Source> = texts.iter().map(|(_, _, text)| Source { text: text.clone(), file: None }).collect();
-    load_sources(sources, false, "load");
-    TableIterator::new(texts)
+    TableIterator::new(write_files(message, parent, &planned))
 }
 
 /// The head the new revisions go on; the database must be at it, since the
@@ -195,41 +191,27 @@ fn review(planned: &mut [PlannedRevision]) {
     }
 }
 
-fn new_revision_id() -> String {
-    Spi::get_one::<String>(
-        "SELECT pg_catalog.left(pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', ''), 12)",
-    )
-    .or_raise("generate a revision id")
-    .unwrap_or_default()
-}
-
+/// Each planned revision created and loaded on top of the one before
+/// (the first on the head), through the authoring path migrate_revision uses.
 fn write_files(message: &str, parent: Option<String>, planned: &[PlannedRevision]) -> Vec<(String, bool, String)> {
     let message: String = message.trim().chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect();
-    let date = Spi::get_one::<String>("SELECT pg_catalog.to_char(pg_catalog.now(), 'YYYY-MM-DD HH24:MI:SS.US')")
-        .or_raise("read the clock")
-        .unwrap_or_default();
-    let mut parent = parent;
+    let mut head = parent.unwrap_or_else(|| "base".to_string());
     let mut out = Vec::with_capacity(planned.len());
     for (index, plan) in planned.iter().enumerate() {
         pgrx::check_for_interrupts!();
-        let id = new_revision_id();
         let title = if planned.len() > 1 { format!("{message} ({}/{}: {})", index + 1, planned.len(), plan.title) } else { message.clone() };
-        let parts = RevisionText {
-            revision_id: id.clone(),
+        let spec = RevisionSpec {
             message: title,
-            parents: parent.iter().cloned().collect(),
-            create_date: Some(date.clone()),
-            transactional: plan.transactional,
-            allow: plan.allow.clone(),
             upgrade: plan.upgrade.clone(),
             downgrade: Some(plan.downgrade.clone()),
-            ..Default::default()
+            head: head.clone(),
+            transactional: plan.transactional,
+            allow: plan.allow.clone(),
+            ..RevisionSpec::default()
         };
-        let text = render(&parts).unwrap_or_else(|error| {
-            raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, error.message(), Some("Nothing was loaded.".into()), Some(error.hint()))
-        });
-        out.push((id.clone(), plan.transactional, text));
-        parent = Some(id);
+        let created = create_revision(&spec);
+        head = created.revision.clone();
+        out.push((created.revision, plan.transactional, created.source));
     }
     out
 }
