@@ -259,7 +259,7 @@ fn read(client: &SpiClient<'_>, namespace: &str) -> Schema {
     // Everything else in the namespace: listed, by kind, so a difference in
     // it is reported instead of passing unnoticed.
     let sql = format!(
-        "SELECT pg_catalog.concat(CASE p.prokind WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END,
+        "SELECT pg_catalog.concat(CASE WHEN p.prokind OPERATOR(pg_catalog.=) 'p' THEN 'procedure ' WHEN p.prokind OPERATOR(pg_catalog.=) 'a' THEN 'aggregate ' ELSE 'function ' END,
                                   pg_catalog.quote_ident(p.proname), '(', pg_catalog.pg_get_function_identity_arguments(p.oid), ')'),
                 'functions and procedures'
            FROM pg_catalog.pg_proc p
@@ -279,7 +279,7 @@ fn read(client: &SpiClient<'_>, namespace: &str) -> Schema {
            FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) w.ev_class
           WHERE c.relnamespace OPERATOR(pg_catalog.=) {nsp} AND w.rulename OPERATOR(pg_catalog.<>) '_RETURN'
          UNION ALL
-         SELECT pg_catalog.concat(CASE t.typtype WHEN 'd' THEN 'domain ' WHEN 'r' THEN 'range type ' ELSE 'composite type ' END,
+         SELECT pg_catalog.concat(CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN 'domain ' WHEN t.typtype OPERATOR(pg_catalog.=) 'r' THEN 'range type ' ELSE 'composite type ' END,
                                   pg_catalog.quote_ident(t.typname)), 'domains, composite and range types'
            FROM pg_catalog.pg_type t
           WHERE t.typnamespace OPERATOR(pg_catalog.=) {nsp}

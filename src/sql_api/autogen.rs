@@ -80,6 +80,7 @@ fn migrate_check(
             PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_DEFINITION,
             format!("schema \"{schema}\" differs from the desired schema in {} place(s)", rows.len()),
             Some(format!("{}{}", listed.join("\n"), if rows.len() > 20 { "\n..." } else { "" })),
+            // sql-lint: allow(a HINT written for the user to read, never run by pg_migrate)
             Some("SELECT * FROM migrate_autogenerate('<message>', <desired>) writes the revisions that take it there.".into()),
         );
     }
@@ -157,6 +158,7 @@ fn head_at_current() -> Option<String> {
                     heads.first().map_or("(none)", String::as_str),
                     if current.is_empty() { "(none)".to_string() } else { current.join(", ") }
                 )),
+                // sql-lint: allow(a HINT written for the user to read, never run by pg_migrate)
                 Some("SELECT * FROM migrate_plan('head') \\gexec  (or migrate_upgrade('head')), then generate again.".into()),
             );
         }
