@@ -253,3 +253,20 @@ def test_a_failing_desired_ddl_says_where_and_changes_nothing(db):
         assert "statement 2 (line 2)" in str(error)
         assert scalar(conn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '%migrate\\_desired%'") == 0
         assert scalar(conn, "SELECT count(*) FROM pg_class WHERE relname = 'a'") == 0
+
+
+def test_guard_findings_are_printed_and_written_into_the_revision(db):
+    psql(db, "CREATE TABLE events (id bigint PRIMARY KEY);")
+    with connect(db) as conn:
+        conn.execute("SET pg_migrate.guard_levels = 'prefer_timestamptz=warning'")
+        notices = []
+        conn.add_notice_handler(lambda n: notices.append(n.message_primary))
+        (source,) = conn.execute(
+            "SELECT source FROM migrate_autogenerate('when', 'CREATE TABLE events (id bigint PRIMARY KEY, happened timestamp)')"
+        ).fetchone()
+        review = [line for line in source.splitlines() if line.startswith("-- Review: guard, statement")]
+        assert len(review) == 1 and "warning [prefer_timestamptz, MG202]" in review[0], source
+        assert any("revision 1 of 1" in n and "prefer_timestamptz" in n for n in notices), notices
+        # The same finding migrate_review gives for the loaded revision.
+        rules = [row[0] for row in conn.execute("SELECT rule FROM migrate_review('head')")]
+        assert rules == ["prefer_timestamptz"]
