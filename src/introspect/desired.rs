@@ -349,6 +349,37 @@ unsafe fn retarget_names(names: *mut pg_sys::List, min: usize, ctx: &Retarget, k
     (*(first as *mut pg_sys::String)).sval = pg_sys::pstrdup(ctx.to.as_ptr());
 }
 
+/// A relation a statement creates, alters or locks: qualified with the
+/// compared schema, or not qualified at all, it is the scratch namespace's.
+/// (An unqualified one would otherwise find the live table when the desired
+/// DDL does not create it, and lock it until the rollback.)
+unsafe fn own_relation(range: *mut pg_sys::RangeVar, ctx: &Retarget) {
+    if range.is_null() {
+        return;
+    }
+    let range = &mut *range;
+    let schema = c_str(range.schemaname);
+    if schema.is_none() || schema.as_deref() == Some(ctx.from.as_str()) {
+        range.schemaname = pg_sys::pstrdup(ctx.to.as_ptr());
+    }
+}
+
+/// COMMENT ON <relation kind> with an unqualified name: the scratch namespace's.
+unsafe fn own_comment_object(objtype: pg_sys::ObjectType::Type, names: *mut pg_sys::List, ctx: &Retarget) -> *mut pg_sys::List {
+    use pg_sys::ObjectType::*;
+    let unqualified = match objtype {
+        OBJECT_COLUMN | OBJECT_TABCONSTRAINT => 2,
+        OBJECT_TABLE | OBJECT_VIEW | OBJECT_MATVIEW | OBJECT_SEQUENCE | OBJECT_INDEX | OBJECT_FOREIGN_TABLE => 1,
+        _ => return names,
+    };
+    let list = PgList::<pg_sys::Node>::from_pg(names);
+    if list.len() != unqualified {
+        return names;
+    }
+    let scratch = pg_sys::makeString(pg_sys::pstrdup(ctx.to.as_ptr()));
+    pg_sys::lcons(scratch as *mut std::ffi::c_void, names)
+}
+
 /// `'public.users_id_seq'` in a regclass cast or a nextval() call.
 unsafe fn retarget_regclass_literal(node: *mut pg_sys::Node, ctx: &Retarget) {
     if node.is_null() || !is_a(node, NodeTag::T_A_Const) {
@@ -445,7 +476,7 @@ unsafe fn walk(node: *mut pg_sys::Node, ctx: &Retarget) {
             let constraint = &mut *(node as *mut pg_sys::Constraint);
             walk(constraint.raw_expr, ctx);
             walk(constraint.where_clause, ctx);
-            walk(constraint.pktable as *mut _, ctx);
+            own_relation(constraint.pktable, ctx);
             // EXCLUDE: pairs of (IndexElem, operator name).
             for pair in PgList::<pg_sys::List>::from_pg(constraint.exclusions).iter_ptr() {
                 if let Some(element) = PgList::<pg_sys::Node>::from_pg(pair).get_ptr(0) {
@@ -475,7 +506,7 @@ unsafe fn walk(node: *mut pg_sys::Node, ctx: &Retarget) {
         }
         T_CreateStmt => {
             let create = &mut *(node as *mut pg_sys::CreateStmt);
-            walk(create.relation as *mut _, ctx);
+            own_relation(create.relation, ctx);
             walk_list(create.tableElts, ctx);
             walk_list(create.inhRelations, ctx);
             walk(create.ofTypename as *mut _, ctx);
@@ -484,7 +515,7 @@ unsafe fn walk(node: *mut pg_sys::Node, ctx: &Retarget) {
         T_TableLikeClause => walk((*(node as *mut pg_sys::TableLikeClause)).relation as *mut _, ctx),
         T_AlterTableStmt => {
             let alter = &mut *(node as *mut pg_sys::AlterTableStmt);
-            walk(alter.relation as *mut _, ctx);
+            own_relation(alter.relation, ctx);
             for command in PgList::<pg_sys::AlterTableCmd>::from_pg(alter.cmds).iter_ptr() {
                 walk((*command).def, ctx);
             }
@@ -495,31 +526,33 @@ unsafe fn walk(node: *mut pg_sys::Node, ctx: &Retarget) {
             // The scratch table is empty and nobody else sees it; CONCURRENTLY
             // could not run here anyway (not at top level).
             index.concurrent = false;
-            walk(index.relation as *mut _, ctx);
+            own_relation(index.relation, ctx);
             walk_list(index.indexParams, ctx);
             walk_list(index.indexIncludingParams, ctx);
             walk(index.whereClause, ctx);
         }
         T_ViewStmt => {
             let view = &mut *(node as *mut pg_sys::ViewStmt);
-            walk(view.view as *mut _, ctx);
+            own_relation(view.view, ctx);
             walk(view.query, ctx);
         }
         T_CreateTableAsStmt => {
             let create = &mut *(node as *mut pg_sys::CreateTableAsStmt);
             walk(create.query, ctx);
             if !create.into.is_null() {
-                walk((*create.into).rel as *mut _, ctx);
+                // WITH NO DATA: the query is planned but never run here.
+                (*create.into).skipData = true;
+                own_relation((*create.into).rel, ctx);
             }
         }
         T_CreateSeqStmt => {
             let create = &mut *(node as *mut pg_sys::CreateSeqStmt);
-            walk(create.sequence as *mut _, ctx);
+            own_relation(create.sequence, ctx);
             walk_list(create.options, ctx);
         }
         T_AlterSeqStmt => {
             let alter = &mut *(node as *mut pg_sys::AlterSeqStmt);
-            walk(alter.sequence as *mut _, ctx);
+            own_relation(alter.sequence, ctx);
             walk_list(alter.options, ctx);
         }
         T_CreateEnumStmt => retarget_names((*(node as *mut pg_sys::CreateEnumStmt)).typeName, 2, ctx, None),
@@ -531,6 +564,8 @@ unsafe fn walk(node: *mut pg_sys::Node, ctx: &Retarget) {
                 return;
             }
             if is_a(object, T_List) {
+                comment.object = own_comment_object(comment.objtype, object as *mut pg_sys::List, ctx) as *mut pg_sys::Node;
+                let object = comment.object;
                 let min = match comment.objtype {
                     pg_sys::ObjectType::OBJECT_COLUMN | pg_sys::ObjectType::OBJECT_TABCONSTRAINT => 3,
                     _ => 2,
@@ -556,7 +591,7 @@ unsafe fn walk(node: *mut pg_sys::Node, ctx: &Retarget) {
         }
         T_CreateTrigStmt => {
             let create = &mut *(node as *mut pg_sys::CreateTrigStmt);
-            walk(create.relation as *mut _, ctx);
+            own_relation(create.relation, ctx);
             retarget_names(create.funcname, 2, ctx, None);
             walk(create.whenClause, ctx);
             walk(create.constrrel as *mut _, ctx);
@@ -570,12 +605,12 @@ unsafe fn walk(node: *mut pg_sys::Node, ctx: &Retarget) {
         }
         T_CompositeTypeStmt => {
             let create = &mut *(node as *mut pg_sys::CompositeTypeStmt);
-            walk(create.typevar as *mut _, ctx);
+            own_relation(create.typevar, ctx);
             walk_list(create.coldeflist, ctx);
         }
         T_CreatePolicyStmt => {
             let create = &mut *(node as *mut pg_sys::CreatePolicyStmt);
-            walk(create.table as *mut _, ctx);
+            own_relation(create.table, ctx);
             walk(create.qual, ctx);
             walk(create.with_check, ctx);
         }

@@ -336,3 +336,13 @@ def test_round_trip_renamed_table_identity_generated_exclusion(db, reference, fo
         assert [r[0] for r in conn.execute("SELECT label FROM customers ORDER BY id LIMIT 2")] == ["a1", "a2"]
         assert scalar(conn, "SELECT doubled FROM items WHERE id = 3") == 6
     assert differences(downgrade_all(db), before) == {}
+
+
+def test_an_unqualified_name_never_reaches_the_live_table(db):
+    psql(db, "CREATE TABLE live_t (x integer); INSERT INTO live_t VALUES (1);")
+    with connect(db) as conn:
+        # Not created by the desired DDL: not found, rather than altered (and locked) live.
+        error = refused(conn, "SELECT * FROM migrate_check('ALTER TABLE live_t ADD COLUMN y integer')", "42P01")
+        assert "statement 1" in str(error)
+        error = refused(conn, "SELECT * FROM migrate_check($$COMMENT ON TABLE live_t IS 'x'$$)", "42P01")
+        assert scalar(conn, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'live_t'::regclass AND attname = 'y'") == 0
