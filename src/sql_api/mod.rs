@@ -10,4 +10,6 @@ pub mod ranges;
 pub mod roundtrip;
 pub mod scripts;
 mod authoring_tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod test_support;
 mod tests;
