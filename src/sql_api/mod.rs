@@ -10,6 +10,5 @@ pub mod ranges;
 pub mod roundtrip;
 pub mod scripts;
 mod authoring_tests;
-#[cfg(any(test, feature = "pg_test"))]
 mod test_support;
 mod tests;
