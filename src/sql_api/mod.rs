@@ -11,4 +11,5 @@ pub mod ranges;
 pub mod roundtrip;
 pub mod scripts;
 mod authoring_tests;
+mod test_support;
 mod tests;
