@@ -1002,7 +1002,9 @@ fn measure_health(client: &SpiClient<'_>, job: &Job) -> (Health, Option<i64>) {
                                  WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
                                    AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
                                                   WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-                                   AND l.relation OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT t.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1) t))
+                                   AND (l.relation OPERATOR(pg_catalog.=) $1
+                                        OR l.relation OPERATOR(pg_catalog.=) ANY (ARRAY(
+                                               SELECT t.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1) t)))
                                    AND l.mode OPERATOR(pg_catalog.=) 'ShareUpdateExclusiveLock' AND l.granted
                                    AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())",
                 None,

@@ -69,7 +69,7 @@ pub fn hold(options: &BackfillOptions, health: &Health) -> Option<Hold> {
             let needed_s = bytes as f64 / limit as f64 - seconds;
             return Some(Hold {
                 throttle: Throttle::WalRate,
-                wait_ms: ((needed_s * 1000.0).ceil() as i64).clamp(50, 1000) as i32,
+                wait_ms: ((needed_s * 1000.0).round() as i64).clamp(50, 1000) as i32,
                 reason: format!("WAL rate: {rate:.0} bytes/s since the last batch (limit {limit} bytes/s)"),
             });
         }
