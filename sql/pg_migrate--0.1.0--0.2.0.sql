@@ -424,7 +424,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'start_job_wrapper';
 CREATE  FUNCTION migrate."backfill_launch_queued"() RETURNS void
-VOLATILE
+STRICT VOLATILE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'backfill_launch_queued_wrapper';
