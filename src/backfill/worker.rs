@@ -273,6 +273,18 @@ fn handle_signals() {
     }
 }
 
+/// Read what the worker was told (bgw_extra), set up its signals, and connect
+/// to that database as that role. None: the worker was not started by pg_migrate.
+fn connect_as_told() -> Option<WorkerArgs> {
+    let args = WorkerArgs::from_extra(BackgroundWorker::get_extra())?;
+    handle_signals();
+    BackgroundWorker::connect_worker_to_spi_by_oid(
+        Some(pg_sys::Oid::from(args.database)),
+        Some(pg_sys::Oid::from(args.login_role)),
+    );
+    Some(args)
+}
+
 /// Take a queued job, if a place is free. Under the claim lock, so that
 /// workers starting together never run more than max_backfill_workers jobs.
 fn claim(job_id: i64) -> bool {
@@ -325,14 +337,9 @@ fn claim(job_id: i64) -> bool {
 #[no_mangle]
 pub extern "C-unwind" fn pg_migrate_backfill_worker(argument: pg_sys::Datum) {
     let job_id = argument.value() as i64;
-    let Some(args) = WorkerArgs::from_extra(BackgroundWorker::get_extra()) else {
+    let Some(args) = connect_as_told() else {
         return;
     };
-    handle_signals();
-    BackgroundWorker::connect_worker_to_spi_by_oid(
-        Some(pg_sys::Oid::from(args.database)),
-        Some(pg_sys::Oid::from(args.login_role)),
-    );
     if args.wait_for_xid != 0 {
         let waited = transaction(|| unsafe {
             // SAFETY: waits until that transaction commits or aborts (at once if it has).
@@ -446,14 +453,9 @@ pub extern "C-unwind" fn pg_migrate_backfill_launcher(_argument: pg_sys::Datum) 
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn pg_migrate_backfill_restarter(_argument: pg_sys::Datum) {
-    let Some(args) = WorkerArgs::from_extra(BackgroundWorker::get_extra()) else {
+    if connect_as_told().is_none() {
         return;
-    };
-    handle_signals();
-    BackgroundWorker::connect_worker_to_spi_by_oid(
-        Some(pg_sys::Oid::from(args.database)),
-        Some(pg_sys::Oid::from(args.login_role)),
-    );
+    }
     let outcome = transaction(|| {
         Spi::connect_mut(|client| {
             client

@@ -14,15 +14,10 @@ import psycopg
 import pytest
 
 from conftest import PORT, ROOT, connect, refused, scalar
+from test_backfill import make_counter_table
 
 CLUSTER = str(ROOT / "scripts/cluster.sh")
 PRELOAD_PORT = PORT + 20
-
-
-def make_counter_table(conn, rows=200_000, name="counters"):
-    conn.execute(f"CREATE TABLE {name} (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, role text)")
-    conn.execute(f"INSERT INTO {name} (id) SELECT g FROM generate_series(1, {rows}) g")
-    conn.execute(f"ANALYZE {name}")
 
 
 def status(conn, name):
