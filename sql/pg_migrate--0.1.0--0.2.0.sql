@@ -523,6 +523,40 @@ CREATE TRIGGER backfills_notify AFTER INSERT OR UPDATE ON migrate.backfills
     FOR EACH ROW EXECUTE FUNCTION migrate.backfill_notify();
 COMMENT ON TRIGGER backfills_notify ON migrate.backfills IS 'NOTIFY pg_migrate_backfill on every change of a job''s status';
 
+-- Whoever writes a job's row may name only roles it could act as itself: a
+-- background worker connects as session_role, and every batch runs as run_as.
+-- Without this, write access to migrate.backfills would let a worker connect
+-- as a role its writer is not (a superuser, say).
+CREATE FUNCTION migrate.backfill_check_roles() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR NEW.run_as OPERATOR(pg_catalog.<>) OLD.run_as)
+       AND NOT pg_catalog.pg_has_role(NEW.run_as, 'MEMBER') THEN
+        RAISE EXCEPTION 'a backfill job may run only as a role you are a member of'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('run_as of job %s names role %s.', NEW.job_name, NEW.run_as),
+                  HINT = 'Start the job as that role: SET ROLE, then migrate_backfill or migrate_backfill_start.';
+    END IF;
+    IF NEW.session_role IS NOT NULL
+       AND (TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR OLD.session_role IS NULL
+            OR NEW.session_role OPERATOR(pg_catalog.<>) OLD.session_role)
+       AND NEW.session_role OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                     WHERE r.rolname OPERATOR(pg_catalog.=) session_user)
+       AND NOT pg_catalog.pg_has_role(NEW.session_role, 'MEMBER') THEN
+        RAISE EXCEPTION 'a background backfill may connect only as a role you are a member of'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('session_role of job %s names role %s.', NEW.job_name, NEW.session_role),
+                  HINT = 'Start or resume the job from a session of that role.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER backfills_check_roles BEFORE INSERT OR UPDATE ON migrate.backfills
+    FOR EACH ROW EXECUTE FUNCTION migrate.backfill_check_roles();
+COMMENT ON TRIGGER backfills_check_roles ON migrate.backfills IS 'A job''s row names only roles its writer is a member of (run_as, session_role)';
+
 -- The same job as migrate_backfill's, run by a background worker: returns the
 -- job name at once; the job goes on after the client disconnects.
 CREATE FUNCTION migrate_backfill_start(
@@ -631,6 +665,7 @@ BEGIN
         ('migrate.backfill_stalled_reason', 'Internal: why a job marked running shows as stalled in migrate_backfill_status.'),
         ('migrate.backfill_runner_alive', 'Internal: whether the session or worker recorded as running a job is still alive.'),
         ('migrate.backfill_notify', 'Trigger function: NOTIFY pg_migrate_backfill with the job on every change of its status.'),
+        ('migrate.backfill_check_roles', 'Trigger function: refuses a job row naming a role (run_as, session_role) its writer is not a member of.'),
         ('migrate.backfill_report', 'Internal: the recorded error of a failed job, for backfill_run to raise with its SQLSTATE.'),
         ('migrate.not_null_check_name', 'Internal: the name of the temporary CHECK migrate_set_not_null uses, or NULL if the column is already NOT NULL.'),
         ('migrate.set_not_null_step', 'Internal: one step of CALL migrate_set_not_null (add, validate, set), under its own lock_timeout; refused anywhere else.')

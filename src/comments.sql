@@ -68,6 +68,7 @@ BEGIN
         ('migrate.backfill_stalled_reason', 'Internal: why a job marked running shows as stalled in migrate_backfill_status.'),
         ('migrate.backfill_runner_alive', 'Internal: whether the session or worker recorded as running a job is still alive.'),
         ('migrate.backfill_notify', 'Trigger function: NOTIFY pg_migrate_backfill with the job on every change of its status.'),
+        ('migrate.backfill_check_roles', 'Trigger function: refuses a job row naming a role (run_as, session_role) its writer is not a member of.'),
         ('migrate.backfill_report', 'Internal: the recorded error of a failed job, for backfill_run to raise with its SQLSTATE.'),
         ('migrate.not_null_check_name', 'Internal: the name of the temporary CHECK migrate_set_not_null uses, or NULL if the column is already NOT NULL.'),
         ('migrate.set_not_null_step', 'Internal: one step of CALL migrate_set_not_null (add, validate, set), under its own lock_timeout; refused anywhere else.')

@@ -89,6 +89,40 @@ CREATE TRIGGER backfills_notify AFTER INSERT OR UPDATE ON migrate.backfills
     FOR EACH ROW EXECUTE FUNCTION migrate.backfill_notify();
 COMMENT ON TRIGGER backfills_notify ON migrate.backfills IS 'NOTIFY pg_migrate_backfill on every change of a job''s status';
 
+-- Whoever writes a job's row may name only roles it could act as itself: a
+-- background worker connects as session_role, and every batch runs as run_as.
+-- Without this, write access to migrate.backfills would let a worker connect
+-- as a role its writer is not (a superuser, say).
+CREATE FUNCTION migrate.backfill_check_roles() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR NEW.run_as OPERATOR(pg_catalog.<>) OLD.run_as)
+       AND NOT pg_catalog.pg_has_role(NEW.run_as, 'MEMBER') THEN
+        RAISE EXCEPTION 'a backfill job may run only as a role you are a member of'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('run_as of job %s names role %s.', NEW.job_name, NEW.run_as),
+                  HINT = 'Start the job as that role: SET ROLE, then migrate_backfill or migrate_backfill_start.';
+    END IF;
+    IF NEW.session_role IS NOT NULL
+       AND (TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR OLD.session_role IS NULL
+            OR NEW.session_role OPERATOR(pg_catalog.<>) OLD.session_role)
+       AND NEW.session_role OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                     WHERE r.rolname OPERATOR(pg_catalog.=) session_user)
+       AND NOT pg_catalog.pg_has_role(NEW.session_role, 'MEMBER') THEN
+        RAISE EXCEPTION 'a background backfill may connect only as a role you are a member of'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('session_role of job %s names role %s.', NEW.job_name, NEW.session_role),
+                  HINT = 'Start or resume the job from a session of that role.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER backfills_check_roles BEFORE INSERT OR UPDATE ON migrate.backfills
+    FOR EACH ROW EXECUTE FUNCTION migrate.backfill_check_roles();
+COMMENT ON TRIGGER backfills_check_roles ON migrate.backfills IS 'A job''s row names only roles its writer is a member of (run_as, session_role)';
+
 -- Runs a job's batches, committing after each one, until it is done, paused,
 -- cancelled or failed.
 CREATE PROCEDURE migrate.backfill_run(job bigint)

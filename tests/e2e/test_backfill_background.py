@@ -209,6 +209,11 @@ def test_a_role_without_update_cannot_start_a_job(db):
         conn.execute("RESET ROLE")
         wait_for_status(conn, "ok", "done")
         assert dict(conn.execute("SELECT role, count(*) FROM counters GROUP BY role").fetchall()) == {reader: 1_000}
+        # Write access to the jobs is no way to a worker connected as someone else.
+        conn.execute(f"SET ROLE {reader}")
+        for forged in ("session_role = 10", "run_as = 10"):
+            refused(conn, f"UPDATE migrate.backfills SET {forged}, status = 'queued' WHERE job_name = 'ok'", "42501")
+        conn.execute("RESET ROLE")
     finally:
         conn.execute("RESET ROLE")
         conn.execute(f"DROP OWNED BY {reader}")
