@@ -204,16 +204,14 @@ def test_a_role_without_update_cannot_start_a_job(db):
         assert scalar(conn, "SELECT count(*) FROM migrate.backfills") == 0
         assert scalar(conn, "SELECT max(n) FROM counters") == 0
         # A column it may update: the job runs, as that role, in the background.
-        conn.execute(f"SET ROLE {reader}")
-        scalar(conn, "SELECT migrate_backfill_start('counters', 'role = current_user', job_name => 'ok')")
-        conn.execute("RESET ROLE")
-        wait_for_status(conn, "ok", "done")
-        assert dict(conn.execute("SELECT role, count(*) FROM counters GROUP BY role").fetchall()) == {reader: 1_000}
-        # Write access to the jobs is no way to a worker connected as someone else.
-        conn.execute(f"SET ROLE {reader}")
-        for forged in ("session_role = 10", "run_as = 10"):
-            refused(conn, f"UPDATE migrate.backfills SET {forged}, status = 'queued' WHERE job_name = 'ok'", "42501")
-        conn.execute("RESET ROLE")
+        with psycopg.connect(f"host=127.0.0.1 port={PORT} user={reader} dbname={db}", autocommit=True) as own:
+            scalar(own, "SELECT migrate_backfill_start('counters', 'role = current_user', job_name => 'ok')")
+            wait_for_status(conn, "ok", "done")
+            assert dict(conn.execute("SELECT role, count(*) FROM counters GROUP BY role").fetchall()) == {reader: 1_000}
+            # Write access to the jobs is no way to a worker connected as someone else.
+            for forged in ("session_role = 10", "run_as = 10"):
+                refused(own, f"UPDATE migrate.backfills SET {forged}, status = 'queued' WHERE job_name = 'ok'", "42501")
+            own.execute("UPDATE migrate.backfills SET session_role = session_role WHERE job_name = 'ok'")
     finally:
         conn.execute("RESET ROLE")
         conn.execute(f"DROP OWNED BY {reader}")
