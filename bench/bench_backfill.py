@@ -4,10 +4,14 @@ Workload: a table of N rows (default 1,000,000), SET role = 'member' WHERE role 
 with role NULL in every row (dense) and in one row of ten (sparse).
   single UPDATE     one UPDATE ... SET ... WHERE ... statement
   migrate_backfill  CALL migrate_backfill(...), committing after every batch
+  background        SELECT migrate_backfill_start(...): the same job in a background
+                    worker, timed from the start to its row showing done
   hand loop         UPDATE ... WHERE id IN (SELECT id ... WHERE role IS NULL LIMIT n)
                     repeated in a PL/pgSQL procedure with COMMIT
 Then again with concurrent writers (pgbench, 2 clients updating random rows of
-the same table), comparing their p99 latency with and without the operation:
+the same table), comparing their p99 latency with and without the operation
+(the background job throttled by the server's health instead of a pause:
+max_wal_rate):
 closed loop (each client sends its next UPDATE when the last one returns, as
 plain pgbench does) and open loop (-R: UPDATEs are due on a schedule, latency
 counts from when each was due, so a stall also delays the ones queued behind it).
@@ -39,6 +43,8 @@ PAUSE_MS = int(os.environ.get("BENCH_BACKFILL_PAUSE_MS", "60"))
 WITH_WRITERS = os.environ.get("BENCH_BACKFILL_WRITERS", "1") != "0"
 SPARSE = int(os.environ.get("BENCH_BACKFILL_SPARSE", "10"))  # the sparse table: one NULL row in SPARSE
 WRITE_RATE = int(os.environ.get("BENCH_WRITE_RATE", "1000"))  # writer transactions per second, both clients
+# The background job with writers: throttled on the WAL rate (bytes/s) instead of a pause.
+WAL_RATE = int(os.environ.get("BENCH_BACKFILL_WAL_RATE", "8000000"))
 DB = "bench_backfill"
 
 
@@ -69,6 +75,20 @@ def single(table):
 def backfill(table, pause_ms=0, batch=BATCH):
     return (f"CALL migrate_backfill('{table}', $$role = 'member'$$, 'role IS NULL', "
             f"job_name => '{table}', batch_size => {batch}, pause_ms => {pause_ms})")
+
+
+def background(table, batch=BATCH, extra=""):
+    return (f"SELECT migrate_backfill_start('{table}', $$role = 'member'$$, 'role IS NULL', "
+            f"job_name => '{table}', batch_size => {batch}{extra})")
+
+
+def timed_background(conn, table, sql):
+    """From the start of a background job to its row showing done."""
+    start = time.perf_counter()
+    conn.execute(sql)
+    while conn.execute("SELECT status FROM migrate.backfills WHERE job_name = %s", (table,)).fetchone()[0] != "done":
+        time.sleep(0.005)
+    return time.perf_counter() - start
 
 
 def hand_loop(table):
@@ -123,7 +143,7 @@ def with_writers(conn, table, sql, seconds, workdir, open_loop):
     thread.start()
     time.sleep(1.0)
     start = time.time()
-    box["op"] = timed(conn, sql) if sql else 0.0
+    box["op"] = (sql() if callable(sql) else timed(conn, sql)) if sql else 0.0
     end = time.time()
     thread.join()
     window = [lat for s, lat in box["samples"] if (start <= s <= end) or not sql]
@@ -172,29 +192,36 @@ def main():
     # the table, as when fixing the rows an old code path left NULL.
     results = {}
     for null_every in (1, SPARSE):
-        tables = [f"bf_{kind}_{null_every}" for kind in ("single", "backfill", "loop")]
+        tables = [f"bf_{kind}_{null_every}" for kind in ("single", "backfill", "loop", "bg")]
         for name in tables:
             make_table(conn, name, null_every=null_every)
         results[null_every] = (timed(conn, single(tables[0])), timed(conn, backfill(tables[1])),
-                               timed(conn, hand_loop(tables[2])))
+                               timed(conn, hand_loop(tables[2])),
+                               timed_background(conn, tables[3], background(tables[3])))
         for name in tables:
             assert conn.execute(f"SELECT count(*) FROM {name} WHERE role IS NULL").fetchone()[0] == 0
-    t_single, t_backfill, _ = results[1]
+    t_single, t_backfill, _, _ = results[1]
 
     # Writers run longer than the operation (which starts after 1 s) whatever it takes.
     throttled_estimate = t_backfill * 1.5 + ROWS / WRITERS_BATCH * PAUSE_MS / 1000
     writer_runs = {}
     for open_loop in (False, True) if WITH_WRITERS else ():
         loop = "open" if open_loop else "closed"
-        base_t, single_t, backfill_t = (f"w_{loop}_base", f"w_{loop}_single", f"w_{loop}_backfill")
-        for name in (base_t, single_t, backfill_t):
+        base_t, single_t, backfill_t, bg_t = (f"w_{loop}_base", f"w_{loop}_single", f"w_{loop}_backfill",
+                                              f"w_{loop}_bg")
+        for name in (base_t, single_t, backfill_t, bg_t):
             make_table(conn, name)
         _, base = with_writers(conn, base_t, None, 8, workdir, open_loop)
         op_single, during_single = with_writers(conn, single_t, single(single_t), int(t_single * 3) + 5,
                                                 workdir, open_loop)
         op_backfill, during_backfill = with_writers(conn, backfill_t, backfill(backfill_t, PAUSE_MS, WRITERS_BATCH),
                                                     int(throttled_estimate * 1.5) + 5, workdir, open_loop)
-        writer_runs[open_loop] = (base, (op_single, during_single), (op_backfill, during_backfill))
+        throttled = background(bg_t, WRITERS_BATCH, f", max_wal_rate => {WAL_RATE}")
+        op_bg, during_bg = with_writers(conn, bg_t, lambda: timed_background(conn, bg_t, throttled),
+                                        int(throttled_estimate * 1.5) + 5, workdir, open_loop)
+        waits = conn.execute("SELECT wal_waits FROM migrate.backfills WHERE job_name = %s", (bg_t,)).fetchone()[0]
+        writer_runs[open_loop] = (base, (op_single, during_single), (op_backfill, during_backfill),
+                                  (op_bg, during_bg, waits))
 
     small = ROWS // 10
     make_table(conn, "m_small", small)
@@ -202,7 +229,7 @@ def main():
     mem_small = peak_private_memory(conn, "m_small")
     mem_large = peak_private_memory(conn, "m_large")
 
-    for null_every, (t_single_n, t_backfill_n, t_loop_n) in results.items():
+    for null_every, (t_single_n, t_backfill_n, t_loop_n, t_bg_n) in results.items():
         updated = ROWS // null_every
         shape = "every row" if null_every == 1 else f"one row in {null_every}"
         print(f"\nBackfill of {ROWS:,} rows, {shape} NULL ({updated:,} updated), SET role = 'member' "
@@ -212,13 +239,16 @@ def main():
               f"throughput {t_single_n / t_backfill_n:.0%} of the single UPDATE")
         print(f"  hand-written loop      {t_loop_n:7.2f}  ({updated / t_loop_n:,.0f} rows updated/s)   "
               f"migrate_backfill is {t_loop_n / t_backfill_n:.1f}x faster")
+        print(f"  migrate_backfill_start {t_bg_n:7.2f}  ({updated / t_bg_n:,.0f} rows updated/s)   "
+              f"background throughput {t_backfill_n / t_bg_n:.0%} of the foreground one")
     if writer_runs:
         print("\nConcurrent writers: pgbench, 2 clients, random single-row UPDATEs of the same table")
         print(f"  (migrate_backfill throttled: batch_size {WRITERS_BATCH}, pause_ms {PAUSE_MS})")
     for open_loop, label in ((False, "closed loop"), (True, f"open loop, -R {WRITE_RATE}, latency from the scheduled start")):
         if open_loop not in writer_runs:
             continue
-        base, (op_single, during_single), (op_backfill, during_backfill) = writer_runs[open_loop]
+        base, (op_single, during_single), (op_backfill, during_backfill), (op_bg, during_bg, waits) = \
+            writer_runs[open_loop]
         base_p99 = p99(base)
         print(f"  {label}:")
 
@@ -229,6 +259,8 @@ def main():
         line("no operation", base)
         line(f"single UPDATE ({op_single:.1f} s)", during_single)
         line(f"migrate_backfill ({op_backfill:.1f} s)", during_backfill)
+        line(f"background, WAL rate ({op_bg:.1f} s)", during_bg)
+        print(f"      (background: batch_size {WRITERS_BATCH}, max_wal_rate {WAL_RATE:,} bytes/s, {waits} WAL-rate waits)")
     print("\nBackend private memory (peak RssAnon) during migrate_backfill")
     print(f"  {small:,} rows: {mem_small / 1024:.1f} MiB; {ROWS:,} rows: {mem_large / 1024:.1f} MiB"
           f"   ratio {mem_large / mem_small:.2f} for 10x the rows")

@@ -110,7 +110,7 @@ ALTER TABLE migrate.backfills
     DROP COLUMN max_retries,
     DROP COLUMN notice_interval_ms;
 COMMENT ON COLUMN migrate.backfills.batch_size IS 'Keys the next batch walks: options.batch_size, adapted to target_batch_ms or to a sparse table';
-COMMENT ON COLUMN migrate.backfills.options IS 'The job''s options (batch_size, pause_ms, target_batch_ms, max_replication_lag_ms, lock_timeout_ms, max_retries, notice_interval_ms)';
+COMMENT ON COLUMN migrate.backfills.options IS 'The job''s options (batch_size, pause_ms, target_batch_ms, max_replication_lag_ms, lock_timeout_ms, max_retries, notice_interval_ms, max_wal_rate, max_slot_lag, pause_during_autovacuum)';
 COMMENT ON COLUMN migrate.backfills.run_as IS 'Oid of the role that started the job: every batch runs as this role';
 COMMENT ON COLUMN migrate.backfills.search_path IS 'search_path of the role that started the job: the SET list and condition run under it';
 
@@ -239,7 +239,9 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE PROCEDURE migrate_backfill(
+-- 0.2.0 adds the health throttles' arguments: a new signature.
+DROP PROCEDURE migrate_backfill(regclass, text, text, text, integer, integer, integer, integer, integer, integer, integer);
+CREATE PROCEDURE migrate_backfill(
     table_name regclass,
     set_expression text,
     where_condition text DEFAULT NULL,
@@ -250,7 +252,10 @@ CREATE OR REPLACE PROCEDURE migrate_backfill(
     max_replication_lag_ms integer DEFAULT NULL,
     lock_timeout_ms integer DEFAULT 1000,
     max_retries integer DEFAULT 10,
-    notice_interval_ms integer DEFAULT 10000)
+    notice_interval_ms integer DEFAULT 10000,
+    max_wal_rate bigint DEFAULT NULL,
+    max_slot_lag bigint DEFAULT NULL,
+    pause_during_autovacuum boolean DEFAULT false)
 LANGUAGE plpgsql AS $$
 DECLARE
     job bigint;
@@ -266,7 +271,10 @@ BEGIN
                                         'max_replication_lag_ms', max_replication_lag_ms,
                                         'lock_timeout_ms', lock_timeout_ms,
                                         'max_retries', max_retries,
-                                        'notice_interval_ms', notice_interval_ms),
+                                        'notice_interval_ms', notice_interval_ms,
+                                        'max_wal_rate', max_wal_rate,
+                                        'max_slot_lag', max_slot_lag,
+                                        'pause_during_autovacuum', pause_during_autovacuum),
                                     pg_catalog.current_setting('search_path'));
     COMMIT;
     CALL migrate.backfill_run(job);
@@ -280,6 +288,9 @@ DECLARE
 BEGIN
     PERFORM migrate.backfill_check_context('migrate_backfill_resume');
     job := migrate.backfill_resume_prepare(job_name);
+    -- A background job was queued: its worker starts once this commits (and
+    -- backfill_run below then only says so).
+    PERFORM migrate.backfill_launch_queued();
     COMMIT;
     CALL migrate.backfill_run(job);
 END
@@ -403,6 +414,215 @@ VOLATILE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'migrate_autogenerate_wrapper';
+
+-- Issue 15, background backfills: migrate_backfill_start runs the same job in
+-- a background worker; a job can be queued (pg_migrate.max_backfill_workers),
+-- and records where it runs, the login role its worker connects as, the server
+-- start its runner belongs to, when it was queued and what it waits for. The
+-- status view shows where each job runs and what it waits for, and a job
+-- whose session or worker is gone as stalled; every status change is sent
+-- with NOTIFY pg_migrate_backfill.
+DROP VIEW migrate_backfill_status;
+ALTER TABLE migrate.backfills DROP CONSTRAINT backfills_status_check;
+ALTER TABLE migrate.backfills ADD CONSTRAINT backfills_status_check
+    CHECK (status IN ('queued', 'running', 'paused', 'done', 'failed', 'cancelled'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
+ALTER TABLE migrate.backfills
+    ADD COLUMN runs_in text NOT NULL DEFAULT 'foreground'
+        CHECK (runs_in IN ('foreground', 'background')),  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
+    ADD COLUMN session_role oid,
+    ADD COLUMN runner_epoch timestamptz,
+    ADD COLUMN queued_at timestamptz,
+    ADD COLUMN waiting_for text,
+    ADD COLUMN wal_waits bigint NOT NULL DEFAULT 0,
+    ADD COLUMN slot_waits bigint NOT NULL DEFAULT 0,
+    ADD COLUMN vacuum_waits bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN migrate.backfills.runs_in IS 'foreground (inside CALL migrate_backfill) or background (a worker started by migrate_backfill_start)';
+COMMENT ON COLUMN migrate.backfills.session_role IS 'Oid of the login role of the session that started a background job: its worker connects as this role';
+COMMENT ON COLUMN migrate.backfills.runner_epoch IS 'pg_postmaster_start_time() when run_by_pid took the job: a pid of an earlier server life is not the runner';
+COMMENT ON COLUMN migrate.backfills.queued_at IS 'When a background job joined the queue: queued jobs start in this order';
+COMMENT ON COLUMN migrate.backfills.waiting_for IS 'What the job waits for now, if anything (queue, worker slot, replication lag, WAL rate, slot lag, vacuum)';
+
+CREATE  FUNCTION migrate."backfill_start"(
+	"table" oid, /* Option < pg_sys :: Oid > */
+	"set_expression" TEXT, /* Option < & str > */
+	"where_condition" TEXT, /* Option < & str > */
+	"job_name" TEXT, /* Option < & str > */
+	"options" jsonb, /* Option < JsonB > */
+	"search_path" TEXT /* Option < & str > */
+) RETURNS TEXT /* String */
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'start_job_wrapper';
+CREATE  FUNCTION migrate."backfill_launch_queued"() RETURNS void
+STRICT VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'backfill_launch_queued_wrapper';
+CREATE  FUNCTION migrate."backfill_stalled_reason"(
+	"runs_in" TEXT, /* Option < & str > */
+	"pid" INT /* Option < i32 > */
+) RETURNS TEXT /* String */
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'backfill_stalled_reason_wrapper';
+
+-- Whether the process that runs a job is the one recorded: a worker shows by
+-- its application_name, and a pid from before the last server start is nobody.
+CREATE FUNCTION migrate.backfill_runner_alive(runs_in text, pid integer, epoch timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pid IS NOT NULL
+       AND COALESCE(epoch OPERATOR(pg_catalog.=) pg_catalog.pg_postmaster_start_time(), true)
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                    WHERE a.pid OPERATOR(pg_catalog.=) $2
+                      AND (runs_in OPERATOR(pg_catalog.<>) 'background'
+                           OR a.application_name OPERATOR(pg_catalog.=) 'pg_migrate backfill'))
+$$;
+
+CREATE VIEW migrate_backfill_status AS
+SELECT b.job_name,
+       (SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class c
+         WHERE c.oid OPERATOR(pg_catalog.=) b.table_oid) AS table_name,
+       CASE WHEN b.status OPERATOR(pg_catalog.=) 'running' AND NOT l.alive THEN 'stalled' ELSE b.status END AS status,
+       b.rows_done,
+       b.rows_scanned,
+       b.estimated_total,
+       pg_catalog.round(100.0 OPERATOR(pg_catalog.*) b.rows_scanned OPERATOR(pg_catalog./)
+                        CASE WHEN b.estimated_total OPERATOR(pg_catalog.<>) 0 THEN b.estimated_total END, 1) AS percent,
+       b.batch_size,
+       b.batches,
+       b.retries,
+       b.lag_waits,
+       r.rate AS keys_per_second,
+       CASE WHEN b.status OPERATOR(pg_catalog.=) 'running' AND l.alive AND r.rate OPERATOR(pg_catalog.>) 0
+                 AND b.estimated_total OPERATOR(pg_catalog.>) b.rows_scanned
+            THEN pg_catalog.make_interval(secs => pg_catalog.round((b.estimated_total OPERATOR(pg_catalog.-) b.rows_scanned)
+                                                                  OPERATOR(pg_catalog./) r.rate))
+       END AS eta,
+       b.started_at,
+       b.updated_at,
+       b.finished_at,
+       b.last_error,
+       b.options,
+       CASE WHEN b.status OPERATOR(pg_catalog.=) 'queued' THEN 'queued'
+            WHEN b.status OPERATOR(pg_catalog.<>) 'running' THEN NULL
+            WHEN NOT l.alive THEN 'stalled'
+            WHEN b.runs_in OPERATOR(pg_catalog.=) 'background' THEN 'background worker'
+            ELSE 'foreground'
+       END AS runs_in,
+       CASE WHEN b.status OPERATOR(pg_catalog.=) 'running' AND l.alive THEN b.run_by_pid END AS pid,
+       CASE WHEN b.status OPERATOR(pg_catalog.=) 'running' AND l.alive AND w.lock THEN 'lock'
+            WHEN b.status OPERATOR(pg_catalog.=) 'running' AND l.alive THEN b.waiting_for
+            WHEN b.status OPERATOR(pg_catalog.=) 'queued' THEN b.waiting_for
+       END AS waiting_for,
+       CASE WHEN b.status OPERATOR(pg_catalog.=) 'running' AND NOT l.alive
+            THEN migrate.backfill_stalled_reason(b.runs_in, b.run_by_pid)
+       END AS stalled_reason,
+       b.wal_waits,
+       b.slot_waits,
+       b.vacuum_waits
+  FROM migrate.backfills b,
+       LATERAL (SELECT migrate.backfill_runner_alive(b.runs_in, b.run_by_pid, b.runner_epoch) AS alive) l,
+       LATERAL (SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks k
+                                WHERE k.pid OPERATOR(pg_catalog.=) b.run_by_pid AND NOT k.granted) AS lock) w,
+       LATERAL (SELECT EXTRACT(epoch FROM b.updated_at OPERATOR(pg_catalog.-) b.resumed_at) AS seconds) s,
+       LATERAL (SELECT pg_catalog.round((b.rows_scanned OPERATOR(pg_catalog.-) b.scanned_at_resume) OPERATOR(pg_catalog./)
+                                        CASE WHEN s.seconds OPERATOR(pg_catalog.<>) 0 THEN s.seconds END) AS rate) r;
+COMMENT ON VIEW migrate_backfill_status IS 'Progress, rate and ETA of batched backfills, where each runs and what it waits for';
+GRANT SELECT ON migrate_backfill_status TO PUBLIC;
+
+-- Every change of a job's status is sent on the channel pg_migrate_backfill
+-- (LISTEN pg_migrate_backfill), as a json object, when its transaction commits.
+CREATE FUNCTION migrate.backfill_notify() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR OLD.status OPERATOR(pg_catalog.<>) NEW.status THEN
+        PERFORM pg_catalog.pg_notify('pg_migrate_backfill', pg_catalog.json_build_object(
+            'job_name', NEW.job_name, 'status', NEW.status, 'runs_in', NEW.runs_in,
+            'rows_done', NEW.rows_done, 'last_error', NEW.last_error)::pg_catalog.text);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER backfills_notify AFTER INSERT OR UPDATE ON migrate.backfills
+    FOR EACH ROW EXECUTE FUNCTION migrate.backfill_notify();
+COMMENT ON TRIGGER backfills_notify ON migrate.backfills IS 'NOTIFY pg_migrate_backfill on every change of a job''s status';
+
+-- Whoever writes a job's row may name only roles it could act as itself: a
+-- background worker connects as session_role, and every batch runs as run_as.
+-- Without this, write access to migrate.backfills would let a worker connect
+-- as a role its writer is not (a superuser, say).
+CREATE FUNCTION migrate.backfill_check_roles() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR NEW.run_as OPERATOR(pg_catalog.<>) OLD.run_as)
+       AND NOT pg_catalog.pg_has_role(NEW.run_as, 'MEMBER') THEN
+        RAISE EXCEPTION 'a backfill job may run only as a role you are a member of'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('run_as of job %s names role %s.', NEW.job_name, NEW.run_as),
+                  HINT = 'Start the job as that role: SET ROLE, then migrate_backfill or migrate_backfill_start.';
+    END IF;
+    IF NEW.session_role IS NOT NULL
+       AND (TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR OLD.session_role IS NULL
+            OR NEW.session_role OPERATOR(pg_catalog.<>) OLD.session_role)
+       AND NEW.session_role OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                     WHERE r.rolname OPERATOR(pg_catalog.=) session_user)
+       AND NOT pg_catalog.pg_has_role(NEW.session_role, 'MEMBER') THEN
+        RAISE EXCEPTION 'a background backfill may connect only as a role you are a member of'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('session_role of job %s names role %s.', NEW.job_name, NEW.session_role),
+                  HINT = 'Start or resume the job from a session of that role.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER backfills_check_roles BEFORE INSERT OR UPDATE ON migrate.backfills
+    FOR EACH ROW EXECUTE FUNCTION migrate.backfill_check_roles();
+COMMENT ON TRIGGER backfills_check_roles ON migrate.backfills IS 'A job''s row names only roles its writer is a member of (run_as, session_role)';
+
+-- The same job as migrate_backfill's, run by a background worker: returns the
+-- job name at once; the job goes on after the client disconnects.
+CREATE FUNCTION migrate_backfill_start(
+    table_name regclass,
+    set_expression text,
+    where_condition text DEFAULT NULL,
+    job_name text DEFAULT NULL,
+    batch_size integer DEFAULT 1000,
+    pause_ms integer DEFAULT 0,
+    target_batch_ms integer DEFAULT NULL,
+    max_replication_lag_ms integer DEFAULT NULL,
+    lock_timeout_ms integer DEFAULT 1000,
+    max_retries integer DEFAULT 10,
+    notice_interval_ms integer DEFAULT 10000,
+    max_wal_rate bigint DEFAULT NULL,
+    max_slot_lag bigint DEFAULT NULL,
+    pause_during_autovacuum boolean DEFAULT false)
+RETURNS text
+LANGUAGE sql VOLATILE
+AS $$
+    -- The caller's search_path goes with the job, as in migrate_backfill.
+    SELECT migrate.backfill_start(table_name::pg_catalog.oid, set_expression, where_condition, job_name,
+                                  pg_catalog.jsonb_build_object(
+                                      'batch_size', batch_size,
+                                      'pause_ms', pause_ms,
+                                      'target_batch_ms', target_batch_ms,
+                                      'max_replication_lag_ms', max_replication_lag_ms,
+                                      'lock_timeout_ms', lock_timeout_ms,
+                                      'max_retries', max_retries,
+                                      'notice_interval_ms', notice_interval_ms,
+                                      'max_wal_rate', max_wal_rate,
+                                      'max_slot_lag', max_slot_lag,
+                                      'pause_during_autovacuum', pause_during_autovacuum),
+                                  pg_catalog.current_setting('search_path'))
+$$;
 
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
@@ -568,7 +788,8 @@ BEGIN
         ('migrate.guard_sql_drop', 'Event trigger function (sql_drop): refuses a command that dropped, by cascade or without naming them, tables with rows or columns with data.'),
         -- Backfills.
         ('migrate_backfill', 'Batched UPDATE table SET set_expression WHERE where_condition, committing after every batch; resumable, throttled.'),
-        ('migrate_backfill_resume', 'Continue a paused, failed or interrupted backfill after its last committed batch.'),
+        ('migrate_backfill_start', 'The same batched backfill as migrate_backfill, run by a background worker: returns the job name at once; the job goes on without the client.'),
+        ('migrate_backfill_resume', 'Continue a paused, failed or interrupted backfill after its last committed batch (a background job in the background).'),
         ('migrate_backfill_pause', 'Ask a running backfill to stop at its next batch boundary; resume it with migrate_backfill_resume.'),
         ('migrate_backfill_cancel', 'Stop a backfill for good at its next batch boundary.'),
         ('migrate_set_not_null', 'SET NOT NULL without a long ACCESS EXCLUSIVE scan: a NOT VALID check, validated, then SET NOT NULL using it.'),
@@ -589,6 +810,12 @@ BEGIN
         ('migrate.backfill_resume_prepare', 'Internal: marks a job running again for migrate_backfill_resume.'),
         ('migrate.backfill_run', 'Internal: the batch loop of migrate_backfill and migrate_backfill_resume, committing after every batch.'),
         ('migrate.backfill_batch', 'Internal: one batch of a job running in this session, as the job''s role; returns the wait before the next one, or -1.'),
+        ('migrate.backfill_start', 'Internal: the work of migrate_backfill_start: every check of migrate_backfill, then the job is queued and given a worker.'),
+        ('migrate.backfill_launch_queued', 'Internal: give the oldest queued background jobs of this database a worker each, up to pg_migrate.max_backfill_workers.'),
+        ('migrate.backfill_stalled_reason', 'Internal: why a job marked running shows as stalled in migrate_backfill_status.'),
+        ('migrate.backfill_runner_alive', 'Internal: whether the session or worker recorded as running a job is still alive.'),
+        ('migrate.backfill_notify', 'Trigger function: NOTIFY pg_migrate_backfill with the job on every change of its status.'),
+        ('migrate.backfill_check_roles', 'Trigger function: refuses a job row naming a role (run_as, session_role) its writer is not a member of.'),
         ('migrate.backfill_report', 'Internal: the recorded error of a failed job, for backfill_run to raise with its SQLSTATE.'),
         ('migrate.not_null_check_name', 'Internal: the name of the temporary CHECK migrate_set_not_null uses, or NULL if the column is already NOT NULL.'),
         ('migrate.set_not_null_step', 'Internal: one step of CALL migrate_set_not_null (add, validate, set), under its own lock_timeout; refused anywhere else.')

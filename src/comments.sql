@@ -47,7 +47,8 @@ BEGIN
         ('migrate.guard_sql_drop', 'Event trigger function (sql_drop): refuses a command that dropped, by cascade or without naming them, tables with rows or columns with data.'),
         -- Backfills.
         ('migrate_backfill', 'Batched UPDATE table SET set_expression WHERE where_condition, committing after every batch; resumable, throttled.'),
-        ('migrate_backfill_resume', 'Continue a paused, failed or interrupted backfill after its last committed batch.'),
+        ('migrate_backfill_start', 'The same batched backfill as migrate_backfill, run by a background worker: returns the job name at once; the job goes on without the client.'),
+        ('migrate_backfill_resume', 'Continue a paused, failed or interrupted backfill after its last committed batch (a background job in the background).'),
         ('migrate_backfill_pause', 'Ask a running backfill to stop at its next batch boundary; resume it with migrate_backfill_resume.'),
         ('migrate_backfill_cancel', 'Stop a backfill for good at its next batch boundary.'),
         ('migrate_set_not_null', 'SET NOT NULL without a long ACCESS EXCLUSIVE scan: a NOT VALID check, validated, then SET NOT NULL using it.'),
@@ -68,6 +69,12 @@ BEGIN
         ('migrate.backfill_resume_prepare', 'Internal: marks a job running again for migrate_backfill_resume.'),
         ('migrate.backfill_run', 'Internal: the batch loop of migrate_backfill and migrate_backfill_resume, committing after every batch.'),
         ('migrate.backfill_batch', 'Internal: one batch of a job running in this session, as the job''s role; returns the wait before the next one, or -1.'),
+        ('migrate.backfill_start', 'Internal: the work of migrate_backfill_start: every check of migrate_backfill, then the job is queued and given a worker.'),
+        ('migrate.backfill_launch_queued', 'Internal: give the oldest queued background jobs of this database a worker each, up to pg_migrate.max_backfill_workers.'),
+        ('migrate.backfill_stalled_reason', 'Internal: why a job marked running shows as stalled in migrate_backfill_status.'),
+        ('migrate.backfill_runner_alive', 'Internal: whether the session or worker recorded as running a job is still alive.'),
+        ('migrate.backfill_notify', 'Trigger function: NOTIFY pg_migrate_backfill with the job on every change of its status.'),
+        ('migrate.backfill_check_roles', 'Trigger function: refuses a job row naming a role (run_as, session_role) its writer is not a member of.'),
         ('migrate.backfill_report', 'Internal: the recorded error of a failed job, for backfill_run to raise with its SQLSTATE.'),
         ('migrate.not_null_check_name', 'Internal: the name of the temporary CHECK migrate_set_not_null uses, or NULL if the column is already NOT NULL.'),
         ('migrate.set_not_null_step', 'Internal: one step of CALL migrate_set_not_null (add, validate, set), under its own lock_timeout; refused anywhere else.')

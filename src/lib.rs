@@ -34,7 +34,10 @@ extension_sql_file!("comments.sql", name = "comments", finalize);
 
 #[pg_guard]
 extern "C-unwind" fn _PG_init() {
+    // Before guard::settings::define(), which reserves the pg_migrate prefix.
+    backfill::worker::define_settings();
     guard::settings::define();
+    backfill::worker::register_launcher();
     guard::context::register();
     guard::hook::install();
     revisions::set_interrupt_check(check_interrupts);

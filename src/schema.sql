@@ -104,7 +104,7 @@ CREATE TABLE migrate.backfills (
     lag_waits         bigint NOT NULL DEFAULT 0,
     estimated_total   bigint,
     status            text NOT NULL DEFAULT 'running'
-                      CHECK (status IN ('running', 'paused', 'done', 'failed', 'cancelled')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
+                      CHECK (status IN ('queued', 'running', 'paused', 'done', 'failed', 'cancelled')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
     started_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     resumed_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     scanned_at_resume bigint NOT NULL DEFAULT 0,
@@ -116,13 +116,27 @@ CREATE TABLE migrate.backfills (
     created_by        text NOT NULL DEFAULT current_user,
     options           jsonb NOT NULL,
     run_as            oid NOT NULL,
-    search_path       text NOT NULL
+    search_path       text NOT NULL,
+    runs_in           text NOT NULL DEFAULT 'foreground'
+                      CHECK (runs_in IN ('foreground', 'background')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
+    session_role      oid,
+    runner_epoch      timestamptz,
+    queued_at         timestamptz,
+    waiting_for       text,
+    wal_waits         bigint NOT NULL DEFAULT 0,
+    slot_waits        bigint NOT NULL DEFAULT 0,
+    vacuum_waits      bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE migrate.backfills IS 'Batched backfill jobs: progress is committed with every batch';
 COMMENT ON COLUMN migrate.backfills.batch_size IS 'Keys the next batch walks: options.batch_size, adapted to target_batch_ms or to a sparse table';
-COMMENT ON COLUMN migrate.backfills.options IS 'The job''s options (batch_size, pause_ms, target_batch_ms, max_replication_lag_ms, lock_timeout_ms, max_retries, notice_interval_ms)';
+COMMENT ON COLUMN migrate.backfills.options IS 'The job''s options (batch_size, pause_ms, target_batch_ms, max_replication_lag_ms, lock_timeout_ms, max_retries, notice_interval_ms, max_wal_rate, max_slot_lag, pause_during_autovacuum)';
 COMMENT ON COLUMN migrate.backfills.run_as IS 'Oid of the role that started the job: every batch runs as this role';
 COMMENT ON COLUMN migrate.backfills.search_path IS 'search_path of the role that started the job: the SET list and condition run under it';
+COMMENT ON COLUMN migrate.backfills.runs_in IS 'foreground (inside CALL migrate_backfill) or background (a worker started by migrate_backfill_start)';
+COMMENT ON COLUMN migrate.backfills.session_role IS 'Oid of the login role of the session that started a background job: its worker connects as this role';
+COMMENT ON COLUMN migrate.backfills.runner_epoch IS 'pg_postmaster_start_time() when run_by_pid took the job: a pid of an earlier server life is not the runner';
+COMMENT ON COLUMN migrate.backfills.queued_at IS 'When a background job joined the queue: queued jobs start in this order';
+COMMENT ON COLUMN migrate.backfills.waiting_for IS 'What the job waits for now, if anything (queue, worker slot, replication lag, WAL rate, slot lag, vacuum)';
 GRANT SELECT ON migrate.backfills TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('migrate.backfills', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.backfills', 'job_id'), '');

@@ -4,12 +4,16 @@
 //! `shape` (is the statement that runs the batch that was built?), `options`
 //! (a job's options as one typed struct). `procedure` holds the SQL functions,
 //! one batch at a time; `backfill.sql` holds the PL/pgSQL procedures that loop
-//! and COMMIT.
+//! and COMMIT. `worker` runs the same batches in background workers
+//! (migrate_backfill_start), with the queue's pure decisions in `queue`.
 
 pub mod options;
 pub mod planner;
 mod procedure;
+pub mod queue;
 pub mod shape;
+pub mod throttle;
+pub mod worker;
 
 pgrx::extension_sql_file!(
     "backfill.sql",
@@ -22,5 +26,8 @@ pgrx::extension_sql_file!(
         procedure::failed_job_report,
         procedure::not_null_check_name,
         procedure::set_not_null_step,
+        worker::start_job,
+        worker::backfill_launch_queued,
+        worker::backfill_stalled_reason,
     ],
 );

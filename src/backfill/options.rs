@@ -25,6 +25,12 @@ pub struct BackfillOptions {
     pub max_retries: i32,
     /// Interval of progress NOTICEs.
     pub notice_interval_ms: i32,
+    /// Wait before a batch while the server writes more WAL than this, in bytes per second.
+    pub max_wal_rate: Option<i64>,
+    /// Wait before a batch while a replication slot retains more WAL than this, in bytes.
+    pub max_slot_lag: Option<i64>,
+    /// Wait before a batch while a VACUUM (autovacuum's included) works on the table.
+    pub pause_during_autovacuum: bool,
 }
 
 impl Default for BackfillOptions {
@@ -37,6 +43,9 @@ impl Default for BackfillOptions {
             lock_timeout_ms: 1000,
             max_retries: 10,
             notice_interval_ms: 10_000,
+            max_wal_rate: None,
+            max_slot_lag: None,
+            pause_during_autovacuum: false,
         }
     }
 }
@@ -67,7 +76,11 @@ impl OptionError {
 }
 
 /// The arguments of this name that may be NULL (meaning "off").
-const NULLABLE: [&str; 2] = ["target_batch_ms", "max_replication_lag_ms"];
+const NULLABLE: [&str; 4] = ["target_batch_ms", "max_replication_lag_ms", "max_wal_rate", "max_slot_lag"];
+/// Byte counts: bigint arguments.
+const BIGINT: [&str; 2] = ["max_wal_rate", "max_slot_lag"];
+/// Switches: boolean arguments.
+const BOOLEAN: [&str; 1] = ["pause_during_autovacuum"];
 
 impl BackfillOptions {
     /// Check the procedure's arguments (a jsonb object, NULLs included) and turn
@@ -88,8 +101,18 @@ impl BackfillOptions {
             if value.is_null() && !NULLABLE.contains(&name.as_str()) {
                 return Err(OptionError::Null { argument: name.clone() });
             }
-            if !value.is_null() && value.as_i64().and_then(|v| i32::try_from(v).ok()).is_none() {
-                return Err(OptionError::Invalid { argument: name.clone(), why: "must be an integer".into() });
+            let fits = if value.is_null() {
+                true
+            } else if BOOLEAN.contains(&name.as_str()) {
+                value.is_boolean()
+            } else if BIGINT.contains(&name.as_str()) {
+                value.as_i64().is_some()
+            } else {
+                value.as_i64().and_then(|v| i32::try_from(v).ok()).is_some()
+            };
+            if !fits {
+                let kind = if BOOLEAN.contains(&name.as_str()) { "a boolean" } else { "an integer" };
+                return Err(OptionError::Invalid { argument: name.clone(), why: format!("must be {kind}") });
             }
             merged.insert(name.clone(), value.clone());
         }
@@ -120,6 +143,12 @@ impl BackfillOptions {
         }
         if self.max_replication_lag_ms.is_some_and(|ms| ms < 0) {
             return invalid("max_replication_lag_ms", "must not be negative (or NULL: no limit)");
+        }
+        if self.max_wal_rate.is_some_and(|rate| rate < 1) {
+            return invalid("max_wal_rate", "must be at least 1 byte per second (or NULL: no limit)");
+        }
+        if self.max_slot_lag.is_some_and(|bytes| bytes < 0) {
+            return invalid("max_slot_lag", "must not be negative (or NULL: no limit)");
         }
         Ok(())
     }
@@ -171,6 +200,17 @@ mod tests {
             assert_eq!(BackfillOptions::from_arguments(&bad).unwrap_err().sqlstate(), "22023", "{bad}");
         }
         assert_eq!(BackfillOptions::from_arguments(&json!({"pause_ms": null})).unwrap_err().sqlstate(), "22004");
+        assert_eq!(BackfillOptions::from_arguments(&json!({"pause_during_autovacuum": null})).unwrap_err().sqlstate(), "22004");
+        for bad in [json!({"max_wal_rate": 0}), json!({"max_slot_lag": -1}), json!({"pause_during_autovacuum": 1}),
+                    json!({"max_wal_rate": true})] {
+            assert_eq!(BackfillOptions::from_arguments(&bad).unwrap_err().sqlstate(), "22023", "{bad}");
+        }
+        let health = BackfillOptions::from_arguments(&json!({
+            "max_wal_rate": 5_000_000_000i64, "max_slot_lag": 0, "pause_during_autovacuum": true
+        }))
+        .unwrap();
+        assert_eq!((health.max_wal_rate, health.max_slot_lag, health.pause_during_autovacuum),
+                   (Some(5_000_000_000), Some(0), true));
     }
 
     #[test]
@@ -181,15 +221,20 @@ mod tests {
         assert_eq!((old.batch_size, old.lock_timeout_ms), (50, 1000));
     }
 
-    /// backfill.sql's migrate_backfill passes every option, by name, with the
-    /// same default as here.
+    /// backfill.sql's migrate_backfill and migrate_backfill_start pass every
+    /// option, by name, with the same default as here.
     #[test]
     fn the_procedure_passes_every_option_with_its_default() {
         let sql = include_str!("backfill.sql");
-        let start = sql.find("CREATE PROCEDURE migrate_backfill(").expect("migrate_backfill in backfill.sql");
-        let procedure = &sql[start..];
+        for (header, end) in [("CREATE PROCEDURE migrate_backfill(", "END\n$$;"), ("CREATE FUNCTION migrate_backfill_start(", "\n$$;")] {
+            let start = sql.find(header).unwrap_or_else(|| panic!("{header} in backfill.sql"));
+            passes_every_option(&sql[start..], end);
+        }
+    }
+
+    fn passes_every_option(procedure: &str, end: &str) {
         let signature = &procedure[..procedure.find("LANGUAGE").unwrap()];
-        let body = &procedure[..procedure.find("END\n$$;").unwrap()];
+        let body = &procedure[..procedure.find(end).unwrap()];
         let defaults = BackfillOptions::default().to_json();
         for name in BackfillOptions::names() {
             let line = signature
@@ -201,6 +246,14 @@ mod tests {
                 Value::Null => "NULL".to_string(),
                 value => value.to_string(),
             };
+            let kind = if BOOLEAN.contains(&name.as_str()) {
+                "boolean"
+            } else if BIGINT.contains(&name.as_str()) {
+                "bigint"
+            } else {
+                "integer"
+            };
+            assert!(line.contains(&format!("{name} {kind} ")), "{name} should be {kind}: {line}");
             assert_eq!(default, expected, "default of {name}");
             assert!(body.contains(&format!("'{name}', {name}")), "{name} is not passed to backfill_prepare");
         }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::options::BackfillOptions;
 use super::planner::{self, BatchUpdate, KeyColumn};
 use super::shape::{self, ParsedUpdate, Predicate, ShapeError, Target};
+use super::throttle::{self, Health};
 use crate::errors::{raise, OrRaise};
 use crate::server_sql;
 use crate::subxact::{self, Keep};
@@ -164,9 +165,16 @@ fn current_user() -> pg_sys::Oid {
     unsafe { pg_sys::GetUserId() }
 }
 
+/// The role this session logged in as (SET ROLE does not change it).
+fn session_user() -> pg_sys::Oid {
+    // SAFETY: a read of the backend's session user.
+    unsafe { pg_sys::GetSessionUserId() }
+}
+
 /// A job row, read as one jsonb object into one typed struct.
 #[derive(Debug, Deserialize)]
 struct Job {
+    job_id: i64,
     job_name: String,
     table_oid: u32,
     set_expression: String,
@@ -186,6 +194,34 @@ struct Job {
     search_path: String,
     run_by_pid: Option<i32>,
     seconds_since_resume: f64,
+    /// foreground or background (see RunsIn).
+    #[serde(default = "foreground")]
+    runs_in: String,
+}
+
+fn foreground() -> String {
+    RunsIn::Foreground.as_str().into()
+}
+
+/// Where a job's batches run: inside the CALL of the session that started or
+/// resumed it, or in a background worker (migrate_backfill_start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RunsIn {
+    Foreground,
+    Background,
+}
+
+impl RunsIn {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            RunsIn::Foreground => "foreground",
+            RunsIn::Background => "background",
+        }
+    }
+
+    fn of(job: &Job) -> RunsIn {
+        if job.runs_in == "background" { RunsIn::Background } else { RunsIn::Foreground }
+    }
 }
 
 impl Job {
@@ -208,6 +244,10 @@ impl Job {
     fn role(&self) -> pg_sys::Oid {
         pg_sys::Oid::from(self.run_as)
     }
+
+    fn job_id(&self) -> i64 {
+        self.job_id
+    }
 }
 
 /// A new job's row: what `Job` reads back, less the progress. Inserted through
@@ -225,6 +265,8 @@ struct NewJob<'a> {
     estimated_total: Option<i64>,
     run_as: u32,
     search_path: &'a str,
+    /// The login role of this session: a background worker connects as it.
+    session_role: u32,
 }
 
 /// `lock` is FOR UPDATE (the batch holds its job row) or empty.
@@ -519,16 +561,33 @@ fn prepare_job(
     options: Option<JsonB>,
     search_path: Option<&str>,
 ) -> i64 {
-    const PROCEDURE: &str = "migrate_backfill";
-    let table = required(table, "table_name", PROCEDURE);
-    let set_expression = required(set_expression, "set_expression", PROCEDURE);
-    let JsonB(arguments) = required(options, "options", PROCEDURE);
-    let search_path = required(search_path, "search_path", PROCEDURE);
+    prepare(table, set_expression, where_condition, job_name, options, search_path, RunsIn::Foreground)
+}
+
+/// Check a backfill's arguments, statements and the caller's privileges, then
+/// create its job (or continue the job of that name), to run `runs_in`.
+pub(super) fn prepare(
+    table: Option<pg_sys::Oid>,
+    set_expression: Option<&str>,
+    where_condition: Option<&str>,
+    job_name: Option<&str>,
+    options: Option<JsonB>,
+    search_path: Option<&str>,
+    runs_in: RunsIn,
+) -> i64 {
+    let procedure = match runs_in {
+        RunsIn::Foreground => "migrate_backfill",
+        RunsIn::Background => "migrate_backfill_start",
+    };
+    let table = required(table, "table_name", procedure);
+    let set_expression = required(set_expression, "set_expression", procedure);
+    let JsonB(arguments) = required(options, "options", procedure);
+    let search_path = required(search_path, "search_path", procedure);
     let options = match BackfillOptions::from_arguments(&arguments) {
         Ok(options) => options,
         Err(error) => raise(
             error_code(error.sqlstate()),
-            format!("{PROCEDURE}: {}", error.message()),
+            format!("{procedure}: {}", error.message()),
             None,
             Some("See docs/backfill.md: batch_size at least 1; pause_ms, lock_timeout_ms, max_retries, \
                   notice_interval_ms and max_replication_lag_ms not negative; target_batch_ms and \
@@ -539,7 +598,7 @@ fn prepare_job(
     if job_name.is_some_and(|name| name.trim().is_empty()) {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("{PROCEDURE}: job_name must not be empty"),
+            format!("{procedure}: job_name must not be empty"),
             None,
             Some("Leave job_name out (NULL) for a name made of the table and the SET list.".into()),
         );
@@ -572,6 +631,7 @@ fn prepare_job(
         // Planning the UPDATE takes a lock on the table: bounded like every batch.
         set_lock_timeout(client, options.lock_timeout_ms);
         check_statements(client, &table_name, &keys, set_expression, where_condition, search_path);
+        require_privileges(client, table, &table_name, set_expression, procedure);
 
         let name = job_name.map(str::to_string).unwrap_or_else(|| default_job_name(&table_name, set_expression));
         let existing = client
@@ -595,7 +655,7 @@ fn prepare_job(
                     Some("Give this backfill its own job_name => '...'.".into()),
                 );
             }
-            return resume(client, id.unwrap_or_default(), &name);
+            return resume(client, id.unwrap_or_default(), &name, Some(runs_in));
         }
         let row = NewJob {
             job_name: &name,
@@ -609,19 +669,26 @@ fn prepare_job(
             estimated_total: estimate,
             run_as: current_user().to_u32(),
             search_path,
+            session_role: session_user().to_u32(),
         };
         let row = serde_json::to_value(&row).unwrap_or_default();
         let id: i64 = client
             .update(
                 "INSERT INTO migrate.backfills
                      (job_name, table_oid, set_expression, where_condition, key_columns, key_types, batch_size,
-                      options, estimated_total, run_as, search_path, run_by_pid)
+                      options, estimated_total, run_as, search_path, session_role,
+                      runs_in, status, run_by_pid, runner_epoch, queued_at, waiting_for)
                  SELECT r.job_name, r.table_oid, r.set_expression, r.where_condition, r.key_columns, r.key_types,
-                        r.batch_size, r.options, r.estimated_total, r.run_as, r.search_path, pg_catalog.pg_backend_pid()
+                        r.batch_size, r.options, r.estimated_total, r.run_as, r.search_path, r.session_role,
+                        $2, CASE WHEN $3 THEN 'queued' ELSE 'running' END,
+                        CASE WHEN NOT $3 THEN pg_catalog.pg_backend_pid() END,
+                        CASE WHEN NOT $3 THEN pg_catalog.pg_postmaster_start_time() END,
+                        CASE WHEN $3 THEN pg_catalog.clock_timestamp() END,
+                        CASE WHEN $3 THEN 'queue: waiting for a worker' END
                    FROM pg_catalog.jsonb_populate_record(NULL::migrate.backfills, $1) r
                  RETURNING job_id",
                 None,
-                &[JsonB(row).into()],
+                &[JsonB(row).into(), runs_in.as_str().into(), (runs_in == RunsIn::Background).into()],
             )
             .and_then(|rows| rows.first().get_one())
             .or_raise("create the job")
@@ -681,20 +748,28 @@ fn job_table(client: &SpiClient<'_>, job: &Job) -> String {
     }
 }
 
-/// Mark a job running again, unless another live session is running it.
-fn resume(client: &mut SpiClient<'_>, id: i64, name: &str) -> i64 {
+/// Mark a job running again (or queued, to run in the background), unless
+/// another live session or worker is running it. `runs_in` None keeps where
+/// the job ran (migrate_backfill_resume).
+fn resume(client: &mut SpiClient<'_>, id: i64, name: &str, runs_in: Option<RunsIn>) -> i64 {
     let Some(job) = read_job(client, id, "") else {
         raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("backfill job \"{name}\" does not exist"), None, None)
     };
     require_job_role(client, &job);
+    let runs_in = runs_in.unwrap_or(RunsIn::of(&job));
+    // A background worker is live while its process is; a session only while
+    // its statement is active (a cancelled CALL leaves the job to anyone).
     let live_elsewhere: bool = client
         .select(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
-                             WHERE a.pid OPERATOR(pg_catalog.=) $1
-                               AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
-                               AND a.state OPERATOR(pg_catalog.=) 'active')",
+            "SELECT b.run_by_pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+                    AND migrate.backfill_runner_alive(b.runs_in, b.run_by_pid, b.runner_epoch)
+                    AND (b.runs_in OPERATOR(pg_catalog.=) 'background'
+                         OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                                     WHERE a.pid OPERATOR(pg_catalog.=) b.run_by_pid
+                                       AND a.state OPERATOR(pg_catalog.=) 'active'))
+               FROM migrate.backfills b WHERE b.job_id OPERATOR(pg_catalog.=) $1",
             None,
-            &[job.run_by_pid.into()],
+            &[id.into()],
         )
         .and_then(|rows| rows.first().get_one())
         .or_raise("read the job's session")
@@ -716,6 +791,10 @@ fn resume(client: &mut SpiClient<'_>, id: i64, name: &str) -> i64 {
             None,
             Some(format!("Pause it first: SELECT migrate_backfill_pause('{name}');")),
         ),
+        "queued" if runs_in == RunsIn::Background => {
+            notice!("backfill \"{name}\" is already queued to run in the background");
+            return id;
+        }
         _ => {}
     }
     let table = job_table(client, &job);
@@ -728,19 +807,60 @@ fn resume(client: &mut SpiClient<'_>, id: i64, name: &str) -> i64 {
             Some(format!("Cancel it: SELECT migrate_backfill_cancel('{name}'); then start a new backfill.")),
         );
     }
+    let background = runs_in == RunsIn::Background;
     client
         .update(
             "UPDATE migrate.backfills
-                SET status = 'running', run_by_pid = pg_catalog.pg_backend_pid(), last_error = NULL,
+                SET status = CASE WHEN $3 THEN 'queued' ELSE 'running' END, runs_in = $2,
+                    run_by_pid = CASE WHEN NOT $3 THEN pg_catalog.pg_backend_pid() END,
+                    runner_epoch = CASE WHEN NOT $3 THEN pg_catalog.pg_postmaster_start_time() END,
+                    queued_at = CASE WHEN $3 THEN pg_catalog.clock_timestamp() END,
+                    waiting_for = CASE WHEN $3 THEN 'queue: waiting for a worker' END,
+                    session_role = $4, last_error = NULL,
                     last_sqlstate = NULL, resumed_at = pg_catalog.clock_timestamp(),
-                    scanned_at_resume = rows_scanned, finished_at = NULL
+                    scanned_at_resume = rows_scanned, finished_at = NULL,
+                    updated_at = pg_catalog.clock_timestamp()
               WHERE job_id OPERATOR(pg_catalog.=) $1",
             None,
-            &[id.into()],
+            &[id.into(), runs_in.as_str().into(), background.into(), session_user().into()],
         )
         .or_raise("resume the job");
-    notice!("backfill \"{name}\" resumes after the last committed batch");
+    if background {
+        notice!("backfill \"{name}\" is queued to resume in the background after its last committed batch");
+    } else {
+        notice!("backfill \"{name}\" resumes after the last committed batch");
+    }
     id
+}
+
+/// The caller must be allowed to run the batches itself: UPDATE on every column
+/// the SET list assigns and SELECT on the table (the batches read its keys).
+/// Checked before the job is created, so that a role without the right never
+/// gets a job that would only fail in its first batch (or in a worker).
+fn require_privileges(client: &SpiClient<'_>, table: pg_sys::Oid, table_name: &str, set_expression: &str, procedure: &str) {
+    let targets: Vec<String> = parse_update(&format!("UPDATE t SET {set_expression}"))
+        .map(|parsed| parsed.targets.into_iter().map(|target| target.column).collect())
+        .unwrap_or_default();
+    let refused: Option<String> = client
+        .select(
+            "SELECT CASE WHEN NOT pg_catalog.has_any_column_privilege($1, 'SELECT') THEN 'SELECT'
+                         ELSE (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ')
+                                 FROM pg_catalog.unnest($2::pg_catalog.text[]) c
+                                WHERE NOT pg_catalog.has_column_privilege($1, c, 'UPDATE')) END",
+            None,
+            &[table.into(), targets.into()],
+        )
+        .and_then(|rows| rows.first().get_one())
+        .or_raise("check the privileges");
+    if let Some(missing) = refused {
+        let what = if missing == "SELECT" { "SELECT on it".to_string() } else { format!("UPDATE of {missing}") };
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("{procedure}: permission denied for table {table_name}: the batches need {what}"),
+            Some("Every batch runs as the role that starts the job, with that role's privileges. Nothing was changed.".into()),
+            Some(format!("Start it as a role with UPDATE on {table_name} (GRANT UPDATE ON {table_name} TO ...).")),
+        );
+    }
 }
 
 #[pg_extern(volatile, schema = "migrate")]
@@ -757,13 +877,15 @@ fn backfill_resume_prepare(job_name: Option<&str>) -> i64 {
                 Some("SELECT job_name, status FROM migrate_backfill_status; lists the jobs.".into()),
             )
         };
-        resume(client, id, job_name)
+        resume(client, id, job_name, None)
     })
 }
 
 thread_local! {
     // When this backend last reported progress, so NOTICEs come at an interval.
     static LAST_NOTICE: Cell<Option<Instant>> = const { Cell::new(None) };
+    // Where the WAL was when this backend's last batch of a job started (for max_wal_rate).
+    static WAL_SAMPLE: Cell<Option<(i64, Instant, i64)>> = const { Cell::new(None) };
 }
 
 struct BatchOutcome {
@@ -828,6 +950,73 @@ fn run_batch(client: &mut SpiClient<'_>, job: &Job) -> BatchOutcome {
     BatchOutcome { updated, scanned, end }
 }
 
+/// What the throttles that are on look at, before a batch; and the WAL
+/// position now, when the WAL rate is throttled (the next window starts here
+/// if the batch runs).
+fn measure_health(client: &SpiClient<'_>, job: &Job) -> (Health, Option<i64>) {
+    let options = &job.options;
+    let mut health = Health::default();
+    if options.max_replication_lag_ms.is_some() {
+        health.replication_lag_ms = Some(replication_lag_ms(client));
+    }
+    let mut wal_position = None;
+    if options.max_wal_rate.is_some() {
+        let position: i64 = client
+            .select(
+                "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), '0/0')::pg_catalog.int8",
+                None,
+                &[],
+            )
+            .and_then(|rows| rows.first().get_one())
+            .or_raise("read the WAL position")
+            .unwrap_or(0);
+        health.wal_since_last_batch = WAL_SAMPLE.with(|sample| match sample.get() {
+            Some((id, at, previous)) if id == job.job_id() => Some((position - previous, at.elapsed().as_secs_f64())),
+            _ => None,
+        });
+        wal_position = Some(position);
+    }
+    if options.max_slot_lag.is_some() {
+        let rows = client
+            .select(
+                "SELECT slot_name::pg_catalog.text,
+                        pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::pg_catalog.int8
+                   FROM pg_catalog.pg_replication_slots WHERE restart_lsn IS NOT NULL
+                  ORDER BY 2 DESC LIMIT 1",
+                None,
+                &[],
+            )
+            .or_raise("read pg_replication_slots");
+        if !rows.is_empty() {
+            if let (Some(slot), Some(bytes)) = rows.first().get_two::<String, i64>().or_raise("read pg_replication_slots") {
+                health.slot_lag = Some((slot, bytes));
+            }
+        }
+    }
+    if options.pause_during_autovacuum {
+        // A VACUUM holds SHARE UPDATE EXCLUSIVE on the table (pg_locks shows it
+        // to every role; pg_stat_progress_vacuum hides other roles' relids).
+        health.vacuuming = client
+            .select(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                                 WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
+                                   AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                  WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+                                   AND (l.relation OPERATOR(pg_catalog.=) $1
+                                        OR l.relation OPERATOR(pg_catalog.=) ANY (ARRAY(
+                                               SELECT t.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1) t)))
+                                   AND l.mode OPERATOR(pg_catalog.=) 'ShareUpdateExclusiveLock' AND l.granted
+                                   AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())",
+                None,
+                &[job.table().into()],
+            )
+            .and_then(|rows| rows.first().get_one())
+            .or_raise("look for a VACUUM of the table")
+            .unwrap_or(false);
+    }
+    (health, wal_position)
+}
+
 fn replication_lag_ms(client: &SpiClient<'_>) -> f64 {
     client
         .select(
@@ -866,6 +1055,8 @@ fn backfill_batch(job_id: i64) -> i32 {
                 notice!("backfill \"{}\" paused; continue with CALL migrate_backfill_resume('{}');", job.job_name, job.job_name);
             } else if job.status == "cancelled" {
                 notice!("backfill \"{}\" cancelled", job.job_name);
+            } else if job.status == "queued" {
+                notice!("backfill \"{}\" runs in the background; SELECT * FROM migrate_backfill_status; shows it", job.job_name);
             }
             return -1;
         }
@@ -874,6 +1065,11 @@ fn backfill_batch(job_id: i64) -> i32 {
             .and_then(|rows| rows.first().get_one())
             .or_raise("check the job's session")
             .unwrap_or(false);
+        if !mine && RunsIn::of(&job) == RunsIn::Background {
+            // A worker took it (migrate_backfill_resume of a background job queues it).
+            notice!("backfill \"{}\" runs in a background worker (pid {})", job.job_name, job.run_by_pid.unwrap_or_default());
+            return -1;
+        }
         if !mine {
             raise(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -883,21 +1079,21 @@ fn backfill_batch(job_id: i64) -> i32 {
             );
         }
         let options = &job.options;
-        if let Some(max_lag) = options.max_replication_lag_ms {
-            let lag = replication_lag_ms(client);
-            if lag > f64::from(max_lag) {
-                client
-                    .update(
-                        "UPDATE migrate.backfills
-                            SET lag_waits = lag_waits OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.clock_timestamp()
-                          WHERE job_id OPERATOR(pg_catalog.=) $1",
-                        None,
-                        &[job_id.into()],
-                    )
-                    .or_raise("record a lag wait");
-                maybe_notice(&job, || format!("waiting: a standby replays {lag:.0} ms behind (limit {max_lag} ms)"));
-                return max_lag.clamp(50, 1000);
-            }
+        let (health, wal_position) = measure_health(client, &job);
+        if let Some(held) = throttle::hold(options, &health) {
+            let counter = held.throttle.counter();
+            let sql = format!(
+                "UPDATE migrate.backfills
+                    SET {counter} = {counter} OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.clock_timestamp(),
+                        waiting_for = $2
+                  WHERE job_id OPERATOR(pg_catalog.=) $1"
+            );
+            client.update(sql.as_str(), None, &[job_id.into(), held.reason.clone().into()]).or_raise("record a wait");
+            maybe_notice(&job, || format!("waiting: {}", held.reason));
+            return held.wait_ms;
+        }
+        if let Some(position) = wal_position {
+            WAL_SAMPLE.with(|sample| sample.set(Some((job_id, Instant::now(), position))));
         }
         set_lock_timeout(client, options.lock_timeout_ms);
 
@@ -923,7 +1119,7 @@ fn backfill_batch(job_id: i64) -> i32 {
                     client
                         .update(
                             "UPDATE migrate.backfills
-                                SET status = 'failed', last_error = $2, last_sqlstate = $3,
+                                SET status = 'failed', last_error = $2, last_sqlstate = $3, waiting_for = NULL,
                                     retries = retries OPERATOR(pg_catalog.+) $4,
                                     updated_at = pg_catalog.clock_timestamp()
                               WHERE job_id OPERATOR(pg_catalog.=) $1",
@@ -954,6 +1150,7 @@ fn backfill_batch(job_id: i64) -> i32 {
                         retries = retries OPERATOR(pg_catalog.+) $5, batch_size = $6,
                         status = CASE WHEN $7 THEN 'done' ELSE status END,
                         finished_at = CASE WHEN $7 THEN pg_catalog.clock_timestamp() END,
+                        waiting_for = NULL,
                         updated_at = pg_catalog.clock_timestamp()
                   WHERE job_id OPERATOR(pg_catalog.=) $1",
                 None,
@@ -1082,13 +1279,17 @@ fn set_status(job_name: Option<&str>, to: &str, from: &[&str], function: &str) -
         }
         client
             .update(
-                "UPDATE migrate.backfills SET status = $2, updated_at = pg_catalog.clock_timestamp()
+                "UPDATE migrate.backfills SET status = $2, waiting_for = NULL, updated_at = pg_catalog.clock_timestamp()
                   WHERE job_name OPERATOR(pg_catalog.=) $1",
                 None,
                 &[job_name.into(), to.into()],
             )
             .or_raise("change the job status");
-        format!("backfill \"{job_name}\" {to}: the running procedure stops at its next batch")
+        if job.status == "queued" {
+            format!("backfill \"{job_name}\" {to}: it was queued and does not start")
+        } else {
+            format!("backfill \"{job_name}\" {to}: it stops at its next batch")
+        }
     })
 }
 
@@ -1096,14 +1297,14 @@ fn set_status(job_name: Option<&str>, to: &str, from: &[&str], function: &str) -
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn migrate_backfill_pause(job_name: Option<&str>) -> String {
-    set_status(job_name, "paused", &["running"], "migrate_backfill_pause")
+    set_status(job_name, "paused", &["running", "queued"], "migrate_backfill_pause")
 }
 
 /// Stop a backfill for good at its next batch boundary.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn migrate_backfill_cancel(job_name: Option<&str>) -> String {
-    set_status(job_name, "cancelled", &["running", "paused", "failed"], "migrate_backfill_cancel")
+    set_status(job_name, "cancelled", &["running", "queued", "paused", "failed"], "migrate_backfill_cancel")
 }
 
 /// A column of a table: the table's name (qualified as needed), whether the
