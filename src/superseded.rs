@@ -48,3 +48,5 @@ superseded_symbol!(backfill_prepare_wrapper, pg_finfo_backfill_prepare_wrapper, 
 superseded_symbol!(backfill_report_wrapper, pg_finfo_backfill_report_wrapper, "migrate.backfill_report");
 // 0.1.0: migrate_review(text) RETURNS TABLE (revision, statement, rule, level, sqlstate, message, hint).
 superseded_symbol!(migrate_review_wrapper, pg_finfo_migrate_review_wrapper, "migrate_review");
+// 0.1.0: migrate_verify() RETURNS TABLE (revision, problem, applied_checksum, defined_checksum, applied_at).
+superseded_symbol!(migrate_verify_wrapper, pg_finfo_migrate_verify_wrapper, "migrate_verify");

@@ -50,7 +50,7 @@ fn client_query() -> Option<String> {
 
 /// The client's statement when it sent exactly one, split as a plan splits a
 /// revision: what psql's \gexec sends for one row of migrate_plan().
-fn client_statement() -> Option<String> {
+pub fn client_statement() -> Option<String> {
     let statements = server_sql::split_statements(&client_query()?).ok()?;
     let [statement] = statements.as_slice() else { return None };
     Some(statement.text.clone())

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod drift;
 pub mod inspect;
 pub mod load;
 pub mod roundtrip;
