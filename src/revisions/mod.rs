@@ -2,9 +2,11 @@
 //! expressions, and planning upgrades and downgrades over the revision graph.
 //! Nothing here touches PostgreSQL, so all of it is unit-tested with `cargo test`.
 
+pub mod authoring;
 pub mod graph;
 pub mod inverse;
 pub mod parser;
+pub mod range;
 pub mod target;
 pub mod writer;
 

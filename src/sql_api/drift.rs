@@ -22,7 +22,6 @@ pub struct Unabsorbed {
     pub command_tag: String,
     pub object_identity: Option<String>,
     pub statement: Option<String>,
-    pub in_query: Option<String>,
     pub unrecorded_before: i32,
 }
 
@@ -52,7 +51,7 @@ pub fn unabsorbed(client: &pgrx::spi::SpiClient<'_>) -> Vec<Unabsorbed> {
     client
         .select(
             "SELECT drift_id, occurred_at, performed_by, session_role, application_name,
-                    pg_catalog.host(client_addr), command_tag, object_identity, statement, in_query,
+                    pg_catalog.host(client_addr), command_tag, object_identity, statement,
                     unrecorded_before,
                     pg_catalog.to_char(pg_catalog.timezone('UTC', occurred_at), 'YYYY-MM-DD HH24:MI:SS') OPERATOR(pg_catalog.||) ' UTC'
                FROM migrate.drift WHERE absorbed_at IS NULL ORDER BY drift_id",
@@ -72,9 +71,8 @@ pub fn unabsorbed(client: &pgrx::spi::SpiClient<'_>) -> Vec<Unabsorbed> {
                     command_tag: row.get(7).ok().flatten().unwrap_or_default(),
                     object_identity: row.get(8).ok().flatten(),
                     statement: row.get(9).ok().flatten(),
-                    in_query: row.get(10).ok().flatten(),
-                    unrecorded_before: row.get(11).ok().flatten().unwrap_or_default(),
-                    occurred_at_utc: row.get(12).ok().flatten().unwrap_or_default(),
+                    unrecorded_before: row.get(10).ok().flatten().unwrap_or_default(),
+                    occurred_at_utc: row.get(11).ok().flatten().unwrap_or_default(),
                 }
             })
             .collect::<Vec<_>>()

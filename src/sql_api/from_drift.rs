@@ -56,9 +56,8 @@ fn type_changes(client: &pgrx::spi::SpiClient<'_>, drift_id: i64) -> Vec<TypeCha
             None,
             &[drift_id.into()],
         )
-        .and_then(|rows| rows.first().get_one())
-        .or_raise("read migrate.drift.type_changes")
-        .flatten();
+        .and_then(|rows| rows.first().get_one::<String>())
+        .or_raise("read migrate.drift.type_changes");
     json.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
 }
 
@@ -130,9 +129,8 @@ fn migrate_revision_from_drift(
                 None,
                 &[new.revision.clone().into()],
             )
-            .and_then(|rows| rows.first().get_one())
-            .or_raise("read the new revision's checksum")
-            .flatten();
+            .and_then(|rows| rows.first().get_one::<String>())
+            .or_raise("read the new revision's checksum");
         let step = StepRecord {
             revision: new.revision.clone(),
             direction: Direction::Upgrade,

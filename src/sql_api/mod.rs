@@ -2,10 +2,14 @@
 //! `revisions` and the runtime in `engine`; no logic of its own lives here.
 
 pub mod apply;
+pub mod authoring;
 pub mod check;
 pub mod drift;
+pub mod from_drift;
 pub mod inspect;
 pub mod load;
+pub mod ranges;
 pub mod roundtrip;
 pub mod scripts;
+mod authoring_tests;
 mod tests;

@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(text("SELECT string_agg(revision, ',') FROM migrate_current()").as_deref(), Some("alfa0001"));
 
         Spi::run("SELECT * FROM migrate_upgrade('heads')").unwrap();
-        let merge = Spi::get_one::<String>("SELECT migrate_merge(ARRAY['alfa', 'beta0001'], 'join')").unwrap().unwrap();
+        let merge = Spi::get_one::<String>("SELECT revision FROM migrate_merge(ARRAY['alfa', 'beta0001'], 'join')").unwrap().unwrap();
         assert_eq!(
             text(&format!("SELECT parents::text FROM migrate_show('{merge}')")).as_deref(),
             Some("{alfa0001,beta0001}")

@@ -174,3 +174,107 @@ def test_verify_reports_drift_until_it_is_absorbed_by_hand(db, admin):
     assert absorbed == ("postgres", None, "kept: made by hand on purpose")
     event = admin.execute("SELECT action, detail FROM migrate.events ORDER BY event_id DESC LIMIT 1").fetchone()
     assert event == ("absorb", f"drift {ids[0]} absorbed by hand: kept: made by hand on purpose")
+
+
+BASE = revision("d2b000000001", "CREATE TABLE customers (id int PRIMARY KEY);", "DROP TABLE customers;")
+
+
+@pytest.fixture
+def second_db(db):
+    name = f"{db}_elsewhere"
+    with connect("postgres") as other:
+        other.execute(f'CREATE DATABASE "{name}"')
+    with connect(name) as conn:
+        conn.execute("CREATE EXTENSION pg_migrate")
+    yield name
+    with connect("postgres") as other:
+        other.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_drift_becomes_a_revision_applied_and_downgraded_elsewhere(db, admin, second_db):
+    load(admin, BASE)
+    admin.execute("SELECT * FROM migrate_upgrade('head')")
+    with connect_as(db, ROLE) as hotfix:
+        hotfix.execute("CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int); "
+                       "CREATE INDEX orders_customer_idx ON orders (customer_id)")
+        hotfix.execute("CREATE TEMP TABLE scratch (id int)")
+        hotfix.execute("ALTER TABLE orders ADD COLUMN note text")
+        hotfix.execute("ALTER TABLE orders ALTER COLUMN note TYPE varchar")
+        hotfix.execute("ALTER TABLE orders ADD CONSTRAINT orders_note_check CHECK (note <> '')")
+    ids = [row[0] for row in drift(admin)]
+    assert len(ids) == 5
+
+    rev, file_name, source = admin.execute(
+        "SELECT * FROM migrate_revision_from_drift('hotfix: orders')").fetchone()
+    assert file_name == f"{rev}_hotfix_orders.sql"
+    assert f"-- Revises: d2b000000001" in source
+    upgrade = source[source.index("-- migrate:upgrade"):source.index("-- migrate:downgrade")]
+    assert [line for line in upgrade.splitlines() if line and not line.startswith("--")] == [
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int);",
+        "CREATE INDEX orders_customer_idx ON orders (customer_id);",
+        "ALTER TABLE orders ADD COLUMN note text;",
+        "ALTER TABLE orders ALTER COLUMN note TYPE varchar;",
+        "ALTER TABLE orders ADD CONSTRAINT orders_note_check CHECK (note <> '');",
+    ]
+    assert f"-- drift {ids[0]}: CREATE TABLE public.orders by {ROLE} (hotfix, 127.0.0.1) at " in upgrade
+    downgrade = source[source.index("-- migrate:downgrade"):].splitlines()[1:]
+    assert [line for line in downgrade if line] == [
+        "ALTER TABLE orders DROP CONSTRAINT orders_note_check;",
+        "ALTER TABLE orders ALTER COLUMN note TYPE text;",
+        "ALTER TABLE orders DROP COLUMN note;",
+        "DROP INDEX orders_customer_idx;",
+        "DROP TABLE orders;",
+    ]
+    # Here: recorded as applied (nothing ran), the drift absorbed into it.
+    assert [row[0] for row in admin.execute("SELECT revision FROM migrate_current()")] == [rev]
+    assert scalar(admin, "SELECT method FROM migrate.applied WHERE revision_id = %s", (rev,)) == "stamp"
+    assert admin.execute("SELECT * FROM migrate_verify()").fetchall() == []
+    assert drift(admin) == []
+    assert {row[0] for row in admin.execute("SELECT absorbed_into FROM migrate_drift(true) WHERE drift_id = ANY(%s)",
+                                           (ids,))} == {rev}
+    assert scalar(admin, "SELECT detail FROM migrate.events WHERE action = 'absorb' ORDER BY event_id DESC LIMIT 1") \
+        == f"drift {', '.join(map(str, ids))} absorbed into {rev}"
+    refused(admin, "SELECT * FROM migrate_revision_from_drift('again')", "55000")  # nothing left to absorb
+
+    # Elsewhere: the file applies like any revision, and its downgrade undoes it.
+    with connect(second_db) as elsewhere:
+        load(elsewhere, BASE, source)
+        elsewhere.execute("SELECT * FROM migrate_upgrade('head')")
+        assert scalar(elsewhere, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                                 "WHERE attrelid = 'orders'::regclass AND attname = 'note'") == "character varying"
+        assert scalar(elsewhere, "SELECT count(*) FROM pg_indexes WHERE indexname = 'orders_customer_idx'") == 1
+        assert scalar(elsewhere, "SELECT count(*) FROM pg_constraint WHERE conname = 'orders_note_check'") == 1
+        assert drift(elsewhere) == []  # pg_migrate's own work
+        elsewhere.execute("SELECT * FROM migrate_downgrade('d2b000000001')")
+        assert scalar(elsewhere, "SELECT to_regclass('orders') IS NULL")
+        assert scalar(elsewhere, "SELECT to_regclass('customers') IS NOT NULL")
+        assert elsewhere.execute("SELECT * FROM migrate_verify()").fetchall() == []
+
+
+def test_drift_without_an_inverse_gives_no_downgrade_and_says_why(db, admin):
+    admin.execute("CREATE TABLE legacy (id int)")
+    admin.execute("SELECT migrate_drift_absorb(pg_catalog.array_agg(drift_id), 'set-up') FROM migrate_drift()")
+    with connect_as(db, ROLE) as hotfix:
+        hotfix.execute("CREATE TABLE audit (id int)")
+        hotfix.execute("CREATE INDEX ON audit (id)")
+    admin.execute("DROP TABLE legacy")
+    source = scalar(admin, "SELECT source FROM migrate_revision_from_drift('hotfix: audit', head => 'base')")
+    assert "-- migrate:downgrade" not in source
+    assert "-- No downgrade: these changes have no mechanical inverse:" in source
+    assert "--   CREATE INDEX public.audit_id_idx: pg_migrate knows no mechanical inverse for it" in source
+    assert "--   DROP TABLE public.legacy: pg_migrate knows no mechanical inverse for it" in source
+    assert admin.execute("SELECT * FROM migrate_verify()").fetchall() == []
+
+
+def test_drift_without_its_own_text_is_refused_until_absorbed(db, admin):
+    refused(admin, "SELECT * FROM migrate_revision_from_drift('nothing yet')", "55000")
+    with connect_as(db, ROLE) as hotfix:
+        hotfix.execute("DO $$ BEGIN CREATE TABLE inside (id int); END $$")
+        hotfix.execute("CREATE TABLE outside (id int)")
+    error = refused(admin, "SELECT * FROM migrate_revision_from_drift('hotfix')", "55000")
+    assert "ran inside a function or DO block" in error.diag.message_detail
+    assert scalar(admin, "SELECT count(*) FROM migrate.revisions") == 0  # nothing was created
+    inside = scalar(admin, "SELECT drift_id FROM migrate_drift() WHERE statement IS NULL")
+    admin.execute("SELECT migrate_drift_absorb(ARRAY[%s::bigint], 'written by hand in revision x')", (inside,))
+    source = scalar(admin, "SELECT source FROM migrate_revision_from_drift('hotfix', head => 'base')")
+    assert "CREATE TABLE outside (id int);" in source and "inside" not in source.split("-- migrate:upgrade")[1]
