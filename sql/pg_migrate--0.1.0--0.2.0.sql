@@ -469,6 +469,20 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'migrate_drift_absorb_wrapper';
 
+CREATE  FUNCTION "migrate_revision_from_drift"(
+	"message" TEXT, /* Option < & str > */
+	"head" TEXT DEFAULT 'head', /* Option < & str > */
+	"branch_label" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"file_name" TEXT,  /* String */
+	"source" TEXT  /* String */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_revision_from_drift_wrapper';
+
 -- migrate_verify() reports unabsorbed drift, one row per command, with who and
 -- when: a new result type, so a new C symbol (the 0.1.0 one refuses,
 -- superseded.rs). Its COMMENT is set again by the descriptions below.
