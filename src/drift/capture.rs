@@ -25,6 +25,7 @@ use pgrx::prelude::*;
 use pgrx::{is_a, PgList};
 
 use super::gaps::Gaps;
+use crate::pg_report::event_trigger_function;
 use crate::guard::context;
 use crate::server_sql;
 use crate::subxact::{self, Keep};
@@ -65,6 +66,17 @@ struct TypeChange {
     relid: pg_sys::Oid,
     column: String,
     from: String,
+}
+
+/// The longest client query kept in in_query: a long DO block running many
+/// commands must not be copied whole into every row.
+const IN_QUERY_LIMIT: usize = 4000;
+
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(IN_QUERY_LIMIT) {
+        Some((cut, _)) => format!("{} ...", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 /// Query strings up to this length are compared byte for byte before the
@@ -116,27 +128,19 @@ unsafe fn event_data(fcinfo: pg_sys::FunctionCallInfo) -> Option<(*mut pg_sys::N
     Some((data.parsetree, tag))
 }
 
-macro_rules! event_trigger_entry {
-    ($symbol:ident, $info:ident, $work:ident) => {
-        #[no_mangle]
-        pub extern "C-unwind" fn $info() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-
-        /// # Safety
-        /// Called by PostgreSQL's function manager as an event trigger function.
-        #[no_mangle]
-        pub unsafe extern "C-unwind" fn $symbol(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-            pg_sys::panic::pgrx_extern_c_guard(|| $work(fcinfo));
-            pg_sys::Datum::from(0usize)
-        }
-    };
-}
-
-event_trigger_entry!(migrate_drift_ddl_start, pg_finfo_migrate_drift_ddl_start, drift_ddl_start);
-event_trigger_entry!(migrate_drift_sql_drop, pg_finfo_migrate_drift_sql_drop, drift_sql_drop);
-event_trigger_entry!(migrate_drift_ddl_end, pg_finfo_migrate_drift_ddl_end, drift_ddl_end);
+// Capture never stops a command: it reports nothing to throw.
+event_trigger_function!(migrate_drift_ddl_start, pg_finfo_migrate_drift_ddl_start, |f| {
+    drift_ddl_start(f);
+    None
+});
+event_trigger_function!(migrate_drift_sql_drop, pg_finfo_migrate_drift_sql_drop, |f| {
+    drift_sql_drop(f);
+    None
+});
+event_trigger_function!(migrate_drift_ddl_end, pg_finfo_migrate_drift_ddl_end, |f| {
+    drift_ddl_end(f);
+    None
+});
 
 /// ALTER TABLE (its trigger's only tag): the types of the columns it changes, before.
 fn drift_ddl_start(fcinfo: pg_sys::FunctionCallInfo) {
@@ -311,7 +315,7 @@ fn own_text(node: *mut pg_sys::Node) -> (Option<String>, Option<String>) {
                 let span = &query.spans[index];
                 (Some(query.text[span.start..span.end].to_string()), None)
             }
-            None => (None, Some(query.text.clone())),
+            None => (None, Some(excerpt(&query.text))),
         }
     })
 }

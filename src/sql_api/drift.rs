@@ -81,7 +81,7 @@ pub fn unabsorbed(client: &pgrx::spi::SpiClient<'_>) -> Vec<Unabsorbed> {
 }
 
 /// Only roles that may change pg_migrate's state absorb drift.
-fn require_absorb_privilege(client: &pgrx::spi::SpiClient<'_>, what: &str) {
+pub fn require_absorb_privilege(client: &pgrx::spi::SpiClient<'_>, what: &str) {
     let may: bool = client
         .select(
             "SELECT pg_catalog.has_table_privilege('migrate.drift', 'UPDATE')

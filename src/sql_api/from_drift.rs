@@ -7,7 +7,7 @@
 use pgrx::prelude::*;
 
 use super::authoring::{create_revision, RevisionSpec};
-use super::drift::{absorb, unabsorbed, Unabsorbed};
+use super::drift::{absorb, require_absorb_privilege, unabsorbed, Unabsorbed};
 use crate::drift::changes::{changes, TypeChange};
 use crate::drift::revision::{sections, Entry};
 use crate::engine::require_recording_privilege;
@@ -91,6 +91,7 @@ fn migrate_revision_from_drift(
     let head = head.unwrap_or("head");
     let (drift, entries) = Spi::connect(|client| {
         require_recording_privilege(client, "migrate_revision_from_drift");
+        require_absorb_privilege(client, "migrate_revision_from_drift");
         let drift = unabsorbed(client);
         let entries = entries(&drift, client);
         (drift, entries)
