@@ -22,7 +22,8 @@ use std::ffi::{c_void, CStr};
 
 use pgrx::pg_sys::{self, NodeTag};
 use pgrx::prelude::*;
-use pgrx::{is_a, PgList};
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::{is_a, PgBuiltInOids, PgList, PgOid};
 
 use super::gaps::Gaps;
 use crate::pg_report::event_trigger_function;
@@ -57,6 +58,27 @@ thread_local! {
     static MEMORY: std::cell::Cell<pg_sys::MemoryContext> = const { std::cell::Cell::new(std::ptr::null_mut()) };
     static GAPS: RefCell<Gaps> = RefCell::new(Gaps::default());
     static TYPE_CHANGES: RefCell<Vec<TypeChange>> = const { RefCell::new(Vec::new()) };
+    /// The INSERT and the sql_drop query, planned once per backend: planning
+    /// them for every DDL command would cost more than the command.
+    static INSERT_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+    static DROPPED_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+}
+
+/// Run `work` with the kept plan of `sql` in `slot`, preparing it first if needed.
+fn with_plan<R>(
+    slot: &'static std::thread::LocalKey<RefCell<Option<OwnedPreparedStatement>>>,
+    client: &pgrx::spi::SpiClient<'_>,
+    sql: &str,
+    types: &[PgOid],
+    work: impl FnOnce(&OwnedPreparedStatement) -> R,
+) -> Result<R, pgrx::spi::SpiError> {
+    slot.with(|plan| {
+        let mut plan = plan.borrow_mut();
+        if plan.is_none() {
+            *plan = Some(client.prepare_mut(sql, types)?.keep());
+        }
+        Ok(work(plan.as_ref().expect("prepared above")))
+    })
 }
 
 /// ALTER COLUMN ... TYPE: the column's type before (seen at ddl_command_start)
@@ -212,20 +234,17 @@ fn type_changes_json() -> Option<String> {
     Some(serde_json::Value::Array(list).to_string())
 }
 
+const DROPPED_QUERY: &str = "SELECT d.object_type, d.object_identity, d.is_temporary
+   FROM pg_catalog.pg_event_trigger_dropped_objects() d WHERE d.original";
+
 fn drift_sql_drop(fcinfo: pg_sys::FunctionCallInfo) {
     // SAFETY: called by the function manager.
     if unsafe { event_data(fcinfo) }.is_none() || !capturing() {
         return;
     }
     let dropped = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT d.object_type, d.object_identity, d.is_temporary
-                   FROM pg_catalog.pg_event_trigger_dropped_objects() d WHERE d.original",
-                None,
-                &[],
-            )
-            .map(|rows| {
+        with_plan(&DROPPED_PLAN, client, DROPPED_QUERY, &[], |plan| {
+            client.select(plan, None, &[]).map(|rows| {
                 rows.filter_map(|row| {
                     Some(Dropped {
                         object_type: row.get::<String>(1).ok().flatten()?,
@@ -235,7 +254,9 @@ fn drift_sql_drop(fcinfo: pg_sys::FunctionCallInfo) {
                 })
                 .collect::<Vec<_>>()
             })
-            .unwrap_or_default()
+        })
+        .and_then(|rows| rows)
+        .unwrap_or_default()
     });
     DROPPED.with(|d| d.borrow_mut().extend(dropped));
 }
@@ -458,27 +479,36 @@ fn write(row: Row) {
             pg_sys::SetUserIdAndSecContext(owner, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
         }
         let inserted = Spi::connect_mut(|client| {
-            client
-                .update(INSERT, None, &[
-                    role.clone().into(),
-                    application.clone().into(),
-                    row.tag.clone().into(),
-                    row.dropped_type.clone().into(),
-                    row.dropped_identity.clone().into(),
-                    row.statement.clone().into(),
-                    row.in_query.clone().into(),
-                    i32::try_from(pending).unwrap_or(i32::MAX).into(),
-                    row.type_changes.clone().into(),
-                ])
-                .map(|status| status.len())
-                .unwrap_or_else(|error| {
-                    crate::errors::raise(
-                        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                        format!("write migrate.drift: {error}"),
-                        None,
-                        None,
-                    )
+            let text = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
+            let int4 = PgOid::BuiltIn(PgBuiltInOids::INT4OID);
+            let types = [text, text, text, text, text, text, text, int4, text];
+            let args = [
+                role.clone().into(),
+                application.clone().into(),
+                row.tag.clone().into(),
+                row.dropped_type.clone().into(),
+                row.dropped_identity.clone().into(),
+                row.statement.clone().into(),
+                row.in_query.clone().into(),
+                i32::try_from(pending).unwrap_or(i32::MAX).into(),
+                row.type_changes.clone().into(),
+            ];
+            let client_ref: &pgrx::spi::SpiClient<'_> = client;
+            let plan = INSERT_PLAN.with(|plan| -> Result<(), pgrx::spi::SpiError> {
+                if plan.borrow().is_none() {
+                    *plan.borrow_mut() = Some(client_ref.prepare_mut(INSERT, &types)?.keep());
+                }
+                Ok(())
+            });
+            plan.and_then(|()| {
+                INSERT_PLAN.with(|plan| {
+                    let plan = plan.borrow();
+                    client.update(plan.as_ref().expect("prepared above"), None, &args).map(|status| status.len())
                 })
+            })
+            .unwrap_or_else(|error| {
+                crate::errors::raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("write migrate.drift: {error}"), None, None)
+            })
         });
         // SAFETY: as above.
         unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
