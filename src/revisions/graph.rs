@@ -721,6 +721,12 @@ impl RevisionGraph {
     /// `ids` and everything they revise or depend on, directly or not, in
     /// upgrade order: what is in effect once `ids` are applied. Unknown ids are skipped.
     pub fn with_ancestors(&self, ids: &[&str]) -> Vec<&str> {
+        let reached = self.reach(ids, |i| self.parents[i].iter().chain(&self.dependencies[i]));
+        self.topo.iter().filter(|&&i| reached[i]).map(|&i| self.id(i)).collect()
+    }
+
+    /// The nodes reachable from the known `ids` (included) through `next`.
+    fn reach<'g, I: Iterator<Item = &'g usize>>(&'g self, ids: &[&str], next: impl Fn(usize) -> I) -> Vec<bool> {
         let mut reached = vec![false; self.nodes.len()];
         let mut stack: Vec<usize> = Vec::new();
         for id in ids {
@@ -733,14 +739,14 @@ impl RevisionGraph {
         }
         while let Some(i) = stack.pop() {
             check_interrupts();
-            for &next in self.parents[i].iter().chain(&self.dependencies[i]) {
-                if !reached[next] {
-                    reached[next] = true;
-                    stack.push(next);
+            for &n in next(i) {
+                if !reached[n] {
+                    reached[n] = true;
+                    stack.push(n);
                 }
             }
         }
-        self.topo.iter().filter(|&&i| reached[i]).map(|&i| self.id(i)).collect()
+        reached
     }
 
     /// The revisions of a history range, as `alembic history -r lower:upper`
@@ -751,25 +757,7 @@ impl RevisionGraph {
         let in_effect = self.with_ancestors(upper);
         let Some(lower) = lower else { return in_effect };
         // One walk up from every lower end at once, so the cost stays linear.
-        let mut above = vec![false; self.nodes.len()];
-        let mut stack: Vec<usize> = Vec::new();
-        for id in lower {
-            if let Some(&i) = self.index.get(*id) {
-                if !above[i] {
-                    above[i] = true;
-                    stack.push(i);
-                }
-            }
-        }
-        while let Some(i) = stack.pop() {
-            check_interrupts();
-            for &c in &self.children[i] {
-                if !above[c] {
-                    above[c] = true;
-                    stack.push(c);
-                }
-            }
-        }
+        let above = self.reach(lower, |i| self.children[i].iter());
         in_effect.into_iter().filter(|id| above[self.index[*id]]).collect()
     }
 
@@ -1289,14 +1277,7 @@ mod tests {
     use crate::revisions::target::parse_target;
 
     fn node(id: &str, parents: &[&str]) -> RevisionNode {
-        RevisionNode {
-            id: id.into(),
-            parents: parents.iter().map(|s| s.to_string()).collect(),
-            depends_on: Vec::new(),
-            branch_labels: Vec::new(),
-            message: format!("revision {id}"),
-            transactional: true,
-        }
+        crate::revisions::test_node(id, parents)
     }
 
     fn labelled(id: &str, parents: &[&str], labels: &[&str]) -> RevisionNode {

@@ -80,6 +80,19 @@ pub(crate) fn list_for_message<S: AsRef<str>>(items: &[S]) -> String {
     text
 }
 
+/// A revision for the pure cores' tests: `id` revising `parents`.
+#[cfg(test)]
+pub(crate) fn test_node(id: &str, parents: &[&str]) -> RevisionNode {
+    RevisionNode {
+        id: id.into(),
+        parents: parents.iter().map(|s| s.to_string()).collect(),
+        depends_on: Vec::new(),
+        branch_labels: Vec::new(),
+        message: format!("revision {id}"),
+        transactional: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

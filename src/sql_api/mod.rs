@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod authoring;
+pub mod autogen;
 pub mod check;
 pub mod drift;
 pub mod from_drift;
@@ -12,4 +13,5 @@ pub mod ranges;
 pub mod roundtrip;
 pub mod scripts;
 mod authoring_tests;
+mod test_support;
 mod tests;

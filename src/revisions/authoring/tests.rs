@@ -1,15 +1,9 @@
 use super::*;
 use crate::revisions::graph::RevisionNode;
+use crate::revisions::test_node;
 
 fn node(id: &str, parents: &[&str], labels: &[&str]) -> RevisionNode {
-    RevisionNode {
-        id: id.into(),
-        parents: parents.iter().map(|s| s.to_string()).collect(),
-        depends_on: Vec::new(),
-        branch_labels: labels.iter().map(|s| s.to_string()).collect(),
-        message: format!("revision {id}"),
-        transactional: true,
-    }
+    RevisionNode { branch_labels: labels.iter().map(|s| s.to_string()).collect(), ..test_node(id, parents) }
 }
 
 /// root <- aaaa1 (label alpha) <- aaaa2 ; root <- bbbb1 (label beta)

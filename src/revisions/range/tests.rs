@@ -2,17 +2,7 @@
 //! bench venv) printed for the same graphs, in upgrade order here.
 use super::*;
 use crate::revisions::graph::RevisionNode;
-
-fn node(id: &str, parents: &[&str]) -> RevisionNode {
-    RevisionNode {
-        id: id.into(),
-        parents: parents.iter().map(|s| s.to_string()).collect(),
-        depends_on: Vec::new(),
-        branch_labels: Vec::new(),
-        message: format!("revision {id}"),
-        transactional: true,
-    }
-}
+use crate::revisions::test_node as node;
 
 /// rev1 <- rev2 <- rev3 <- rev4 <- rev5
 fn chain() -> RevisionGraph {
@@ -143,4 +133,20 @@ fn script_ranges_start_from_what_is_in_effect() {
     assert_eq!(target, Target::Base);
     assert!(matches!(script_range(&g, "current:head", Direction::Upgrade), Err(RangeError::NeedsState { .. })));
     assert!(matches!(script_range(&g, "-1:head", Direction::Upgrade), Err(RangeError::Syntax { .. })));
+}
+
+#[test]
+fn dependencies_are_in_effect_but_do_not_descend() {
+    // dep1 (its own root) <- dep2; rev3 depends on dep2.
+    let mut nodes: Vec<RevisionNode> = chain().nodes().to_vec();
+    nodes.push(node("dep1", &[]));
+    nodes.push(node("dep2", &["dep1"]));
+    for n in nodes.iter_mut().filter(|n| n.id == "rev3") {
+        n.depends_on = vec!["dep2".into()];
+    }
+    let g = RevisionGraph::new(nodes).unwrap();
+    assert_eq!(sorted(rows(&g, ":rev3")), strings(&["dep1", "dep2", "rev1", "rev2", "rev3"]));
+    // From rev2 up, dep1 and dep2 are not above rev2 (Alembic: no implicit base).
+    assert_eq!(rows(&g, "rev2:rev3"), strings(&["rev2", "rev3"]));
+    assert_eq!(rows(&g, "dep1:rev3"), strings(&["dep1", "dep2"]));
 }
