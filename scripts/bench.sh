@@ -35,6 +35,15 @@ all|guard)
     BENCH_PORT=$PORT .venv/bin/python bench/bench_guard.py
     [ -z "${CALLGRIND_PORT:-}" ] || scripts/cluster.sh stop bench-callgrind ;;
 esac
+case "${BENCH:-}" in
+drift)
+    cg_port=$((PORT + 7))
+    scripts/cluster.sh callgrind bench-callgrind "$cg_port" autovacuum=off
+    trap 'scripts/cluster.sh stop bench-callgrind; scripts/cluster.sh stop bench' EXIT
+    CALLGRIND_PORT=$cg_port CALLGRIND_OUT="$ROOT/target/clusters/bench-callgrind/callgrind" BENCH_PORT=$cg_port \
+        .venv/bin/python bench/bench_drift.py
+    scripts/cluster.sh stop bench-callgrind ;;
+esac
 case "${BENCH:-all}" in
 all|squawk)
     [ -x node_modules/.bin/squawk ] || npm install --no-audit --no-fund --silent squawk-cli@2.66.0 >/dev/null

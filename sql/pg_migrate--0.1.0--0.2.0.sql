@@ -7,11 +7,11 @@
 \echo Use "ALTER EXTENSION pg_migrate UPDATE" to load this file. \quit
 
 -- The audit log records extension updates, and (issue 12) revisions written by
--- migrate_revision() and revisions taken out by migrate_unload().
+-- migrate_revision(), revisions taken out by migrate_unload(), and drift absorbed.
 ALTER TABLE migrate.events DROP CONSTRAINT events_action_check;
 ALTER TABLE migrate.events ADD CONSTRAINT events_action_check
-    CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
-COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, or update (of the extension itself; detail names the versions)';
+    CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update', 'absorb'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
+COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, update (of the extension itself; detail names the versions), or absorb (drift absorbed into a revision or by hand; detail says which)';
 
 -- Issue 9, acknowledgements and internal functions: the bookkeeping of plans and
 -- offline scripts is for roles that run migrations, not PUBLIC (the functions
@@ -384,6 +384,134 @@ CREATE  FUNCTION "migrate_review"(
 STRICT VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'review_pending_wrapper';
+
+-- ==== Issue 12: drift, DDL run outside any revision (h/drift) ====
+-- (The audit log's action 'absorb' is in the events CHECK at the top.)
+
+-- DDL run outside any pg_migrate revision (issue 12), one row per command, written
+-- by the event triggers as the extension's owner. Append-only: the only change a
+-- row ever takes is being absorbed, once (by a revision made from it, or by hand
+-- with a reason).
+CREATE TABLE migrate.drift (
+    drift_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    occurred_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    performed_by      text NOT NULL,
+    session_role      text NOT NULL DEFAULT session_user,
+    application_name  text,
+    client_addr       inet DEFAULT pg_catalog.inet_client_addr(),
+    backend_pid       integer NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
+    xid               xid8 DEFAULT pg_catalog.pg_current_xact_id(),
+    command_tag       text NOT NULL,
+    object_type       text,
+    object_identity   text,
+    statement         text,
+    in_query          text,
+    unrecorded_before integer NOT NULL DEFAULT 0,
+    type_changes      jsonb,
+    absorbed_at       timestamptz,
+    absorbed_by       text,
+    absorbed_into     text,
+    absorbed_reason   text
+);
+COMMENT ON TABLE migrate.drift IS 'DDL run outside any pg_migrate revision, one row per command (append-only; rows are only ever absorbed, once)';
+COMMENT ON COLUMN migrate.drift.performed_by IS 'current_user when the command ran';
+COMMENT ON COLUMN migrate.drift.statement IS 'The command''s own text (its part of a query string of several commands); NULL when it ran inside a function or DO block';
+COMMENT ON COLUMN migrate.drift.in_query IS 'The client''s query the command ran inside, when statement is NULL';
+COMMENT ON COLUMN migrate.drift.unrecorded_before IS 'Commands of the same backend just before this one that ran but could not be recorded (a gap)';
+COMMENT ON COLUMN migrate.drift.type_changes IS 'ALTER COLUMN ... TYPE: each column''s type before and after ([{"column", "from", "to"}]), for the inverse';
+COMMENT ON COLUMN migrate.drift.absorbed_into IS 'The revision made from this drift (migrate_revision_from_drift), or NULL';
+COMMENT ON COLUMN migrate.drift.absorbed_reason IS 'Why it was marked absorbed by hand (migrate_drift_absorb), or NULL';
+
+CREATE FUNCTION migrate.drift_is_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    absorption CONSTANT pg_catalog.text[] := ARRAY['absorbed_at', 'absorbed_by', 'absorbed_into', 'absorbed_reason'];
+BEGIN
+    -- Absorbing a row is the one change allowed: once, and nothing else in the row.
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND OLD.absorbed_at IS NULL AND NEW.absorbed_at IS NOT NULL
+       AND (pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) absorption)
+           OPERATOR(pg_catalog.=) (pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) absorption) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'migrate.drift is append-only'
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'Recorded drift is never changed or removed; an entry can only be absorbed, once.',
+              HINT = 'SELECT migrate_drift_absorb(ARRAY[<drift_id>], ''<reason>''); or SELECT * FROM migrate_revision_from_drift(''<message>'');';
+END
+$$;
+CREATE TRIGGER drift_append_only BEFORE UPDATE OR DELETE ON migrate.drift
+    FOR EACH ROW EXECUTE FUNCTION migrate.drift_is_append_only();
+CREATE TRIGGER drift_no_truncate BEFORE TRUNCATE ON migrate.drift
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.drift_is_append_only();
+GRANT SELECT ON migrate.drift TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('migrate.drift', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.drift', 'drift_id'), '');
+
+CREATE FUNCTION migrate.drift_ddl_start() RETURNS event_trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_drift_ddl_start';
+CREATE FUNCTION migrate.drift_sql_drop() RETURNS event_trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_drift_sql_drop';
+CREATE FUNCTION migrate.drift_ddl_end() RETURNS event_trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_drift_ddl_end';
+
+-- Every command: drift is whatever DDL runs outside a revision. ALTER TABLE is
+-- also seen before it runs, for the old types of the columns it changes.
+CREATE EVENT TRIGGER migrate_drift_start ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION migrate.drift_ddl_start();
+CREATE EVENT TRIGGER migrate_drift_drop ON sql_drop
+    EXECUTE FUNCTION migrate.drift_sql_drop();
+CREATE EVENT TRIGGER migrate_drift_end ON ddl_command_end
+    EXECUTE FUNCTION migrate.drift_ddl_end();
+
+CREATE FUNCTION migrate_drift(include_absorbed boolean DEFAULT false) RETURNS SETOF migrate.drift
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM migrate.drift d
+     WHERE include_absorbed OR d.absorbed_at IS NULL
+     ORDER BY d.drift_id
+$$;
+
+CREATE  FUNCTION "migrate_drift_absorb"(
+	"drift_ids" bigint[], /* :: std :: option :: Option < Vec < Option < i64 > > > */
+	"reason" TEXT /* Option < & str > */
+) RETURNS bigint /* i64 */
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_drift_absorb_wrapper';
+
+CREATE  FUNCTION "migrate_revision_from_drift"(
+	"message" TEXT, /* Option < & str > */
+	"head" TEXT DEFAULT 'head', /* Option < & str > */
+	"branch_label" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"file_name" TEXT,  /* String */
+	"source" TEXT  /* String */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_revision_from_drift_wrapper';
+
+-- migrate_verify() reports unabsorbed drift, one row per command, with who and
+-- when: a new result type, so a new C symbol (the 0.1.0 one refuses,
+-- superseded.rs). Its COMMENT is set again by the descriptions below.
+DROP FUNCTION "migrate_verify"();
+CREATE  FUNCTION "migrate_verify"() RETURNS TABLE (
+	"revision" TEXT,  /* Option < String > */
+	"problem" TEXT,  /* String */
+	"applied_checksum" TEXT,  /* Option < String > */
+	"defined_checksum" TEXT,  /* Option < String > */
+	"applied_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"drift_id" bigint,  /* Option < i64 > */
+	"performed_by" TEXT,  /* Option < String > */
+	"occurred_at" timestamp with time zone  /* Option < TimestampWithTimeZone > */
+)
+STRICT STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_with_drift_wrapper';
 
 -- ==== Issue 13: autogenerate and check (h/autogen) ====
 -- migrate_check compares the live schema with the desired DDL; migrate_autogenerate
@@ -776,7 +904,15 @@ BEGIN
         ('migrate_heads', 'The heads of the revision graph, applied or not.'),
         ('migrate_branches', 'Branch points: revisions with more than one child.'),
         ('migrate_show', 'Every detail of one revision (a unique id prefix is enough), its SQL included. Best read with \x.'),
-        ('migrate_verify', 'Problems with the applied state: changed checksums, applied revisions that are not loaded or whose parents are not applied.'),
+        ('migrate_verify', 'Problems with the applied state: changed checksums, applied revisions that are not loaded or whose parents are not applied, and DDL run outside any revision that nothing absorbed (one row per command, with who and when).'),
+        -- Drift: DDL run outside any revision.
+        ('migrate_drift', 'The DDL run outside any pg_migrate revision (migrate.drift), in order; include_absorbed shows absorbed entries too.'),
+        ('migrate_drift_absorb', 'Mark drift entries absorbed by hand, with a reason (recorded in migrate.events). Returns how many were marked.'),
+        ('migrate_revision_from_drift', 'Turn the unabsorbed drift into a new revision on top of the head (upgrade: the statements; downgrade: their inverse), recorded as applied here.'),
+        ('migrate.drift_ddl_start', 'Event trigger function (ddl_command_start, ALTER TABLE): notes the types of columns an ALTER COLUMN TYPE outside a revision changes.'),
+        ('migrate.drift_sql_drop', 'Event trigger function (sql_drop): notes what a command outside a revision dropped, for its drift row.'),
+        ('migrate.drift_ddl_end', 'Event trigger function (ddl_command_end): records each DDL command run outside a revision in migrate.drift.'),
+        ('migrate.drift_is_append_only', 'Trigger function: migrate.drift rows are never changed or removed, only absorbed once.'),
         -- The guard.
         ('migrate_guard_check', 'What the DDL guard would say about a statement or script, without running it: rule, level, SQLSTATE, message, detail, hint.'),
         ('migrate_review', 'What the DDL guard would say about the revisions an upgrade to target would apply, before running them.'),
@@ -850,6 +986,11 @@ COMMENT ON TRIGGER events_append_only ON migrate.events IS 'The audit log is app
 COMMENT ON TRIGGER events_no_truncate ON migrate.events IS 'The audit log is append-only: no TRUNCATE';
 COMMENT ON TRIGGER guard_log_append_only ON migrate.guard_log IS 'The guard''s audit log is append-only: no UPDATE or DELETE';
 COMMENT ON TRIGGER guard_log_no_truncate ON migrate.guard_log IS 'The guard''s audit log is append-only: no TRUNCATE';
+COMMENT ON EVENT TRIGGER migrate_drift_start IS 'pg_migrate''s drift capture: the column types an ALTER TABLE outside a revision changes, before it runs';
+COMMENT ON EVENT TRIGGER migrate_drift_drop IS 'pg_migrate''s drift capture: what a DDL command outside a revision dropped';
+COMMENT ON EVENT TRIGGER migrate_drift_end IS 'pg_migrate''s drift capture: records every DDL command run outside a revision in migrate.drift';
+COMMENT ON TRIGGER drift_append_only ON migrate.drift IS 'Drift is append-only: no DELETE, and an UPDATE only absorbs a row, once';
+COMMENT ON TRIGGER drift_no_truncate ON migrate.drift IS 'Drift is append-only: no TRUNCATE';
 
 -- Keep this last: the update itself, in the audit log.
 INSERT INTO migrate.events (action, detail) VALUES ('update', 'pg_migrate 0.1.0 -> 0.2.0');

@@ -35,7 +35,15 @@ BEGIN
         ('migrate_heads', 'The heads of the revision graph, applied or not.'),
         ('migrate_branches', 'Branch points: revisions with more than one child.'),
         ('migrate_show', 'Every detail of one revision (a unique id prefix is enough), its SQL included. Best read with \x.'),
-        ('migrate_verify', 'Problems with the applied state: changed checksums, applied revisions that are not loaded or whose parents are not applied.'),
+        ('migrate_verify', 'Problems with the applied state: changed checksums, applied revisions that are not loaded or whose parents are not applied, and DDL run outside any revision that nothing absorbed (one row per command, with who and when).'),
+        -- Drift: DDL run outside any revision.
+        ('migrate_drift', 'The DDL run outside any pg_migrate revision (migrate.drift), in order; include_absorbed shows absorbed entries too.'),
+        ('migrate_drift_absorb', 'Mark drift entries absorbed by hand, with a reason (recorded in migrate.events). Returns how many were marked.'),
+        ('migrate_revision_from_drift', 'Turn the unabsorbed drift into a new revision on top of the head (upgrade: the statements; downgrade: their inverse), recorded as applied here.'),
+        ('migrate.drift_ddl_start', 'Event trigger function (ddl_command_start, ALTER TABLE): notes the types of columns an ALTER COLUMN TYPE outside a revision changes.'),
+        ('migrate.drift_sql_drop', 'Event trigger function (sql_drop): notes what a command outside a revision dropped, for its drift row.'),
+        ('migrate.drift_ddl_end', 'Event trigger function (ddl_command_end): records each DDL command run outside a revision in migrate.drift.'),
+        ('migrate.drift_is_append_only', 'Trigger function: migrate.drift rows are never changed or removed, only absorbed once.'),
         -- The guard.
         ('migrate_guard_check', 'What the DDL guard would say about a statement or script, without running it: rule, level, SQLSTATE, message, detail, hint.'),
         ('migrate_review', 'What the DDL guard would say about the revisions an upgrade to target would apply, before running them.'),
@@ -109,3 +117,8 @@ COMMENT ON TRIGGER events_append_only ON migrate.events IS 'The audit log is app
 COMMENT ON TRIGGER events_no_truncate ON migrate.events IS 'The audit log is append-only: no TRUNCATE';
 COMMENT ON TRIGGER guard_log_append_only ON migrate.guard_log IS 'The guard''s audit log is append-only: no UPDATE or DELETE';
 COMMENT ON TRIGGER guard_log_no_truncate ON migrate.guard_log IS 'The guard''s audit log is append-only: no TRUNCATE';
+COMMENT ON EVENT TRIGGER migrate_drift_start IS 'pg_migrate''s drift capture: the column types an ALTER TABLE outside a revision changes, before it runs';
+COMMENT ON EVENT TRIGGER migrate_drift_drop IS 'pg_migrate''s drift capture: what a DDL command outside a revision dropped';
+COMMENT ON EVENT TRIGGER migrate_drift_end IS 'pg_migrate''s drift capture: records every DDL command run outside a revision in migrate.drift';
+COMMENT ON TRIGGER drift_append_only ON migrate.drift IS 'Drift is append-only: no DELETE, and an UPDATE only absorbs a row, once';
+COMMENT ON TRIGGER drift_no_truncate ON migrate.drift IS 'Drift is append-only: no TRUNCATE';

@@ -7,13 +7,15 @@
 //!
 //! Imports go one way: `sql_api` -> `engine`, `guard`, `backfill` -> `store`,
 //! `revisions` -> `errors`. `guard::context` is a leaf that `engine` and
-//! `backfill` use to tell the guard what they are running.
+//! `backfill` use to tell the guard what they are running. `drift` (DDL run
+//! outside revisions) uses `guard::context` to leave pg_migrate's own work out.
 
 use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
 mod backfill;
+mod drift;
 mod engine;
 pub mod guard;
 mod introspect;
@@ -40,6 +42,7 @@ extern "C-unwind" fn _PG_init() {
     backfill::worker::register_launcher();
     guard::context::register();
     guard::hook::install();
+    drift::capture::register();
     revisions::set_interrupt_check(check_interrupts);
 }
 

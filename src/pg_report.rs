@@ -206,3 +206,30 @@ mod tests {
         assert_eq!(encode_sqlstate("bad"), 2600);
     }
 }
+
+/// The C entry points PostgreSQL calls for an event trigger function (their SQL
+/// is written by hand: pgrx has no event trigger support). `$work` takes the
+/// FunctionCallInfo and runs under pgrx's guard, so a Rust panic or a
+/// PostgreSQL error inside it is reported as usual; the Report it returns, if
+/// any, is thrown after that, from this outermost frame, with its own SQLSTATE.
+macro_rules! event_trigger_function {
+    ($symbol:ident, $info:ident, $work:expr) => {
+        #[no_mangle]
+        pub extern "C-unwind" fn $info() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+            const V1: ::pgrx::pg_sys::Pg_finfo_record = ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        /// # Safety
+        /// Called by PostgreSQL's function manager as an event trigger function.
+        #[no_mangle]
+        pub unsafe extern "C-unwind" fn $symbol(fcinfo: ::pgrx::pg_sys::FunctionCallInfo) -> ::pgrx::pg_sys::Datum {
+            let work: fn(::pgrx::pg_sys::FunctionCallInfo) -> Option<$crate::pg_report::Report> = $work;
+            if let Some(error) = ::pgrx::pg_sys::panic::pgrx_extern_c_guard(|| work(fcinfo)) {
+                $crate::pg_report::throw(error);
+            }
+            ::pgrx::pg_sys::Datum::from(0usize)
+        }
+    };
+}
+pub(crate) use event_trigger_function;

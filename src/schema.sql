@@ -42,7 +42,7 @@ COMMENT ON COLUMN migrate.applied.duration IS 'NULL when stamped: no SQL ran';
 CREATE TABLE migrate.events (
     event_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     occurred_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
+    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update', 'absorb')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
     revision_id  text,
     checksum     text,
     duration     interval,
@@ -54,7 +54,7 @@ CREATE TABLE migrate.events (
     xid          xid8 DEFAULT pg_catalog.pg_current_xact_id()
 );
 COMMENT ON TABLE migrate.events IS 'Append-only log of every upgrade, downgrade, stamp and load';
-COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, or update (of the extension itself; detail names the versions)';
+COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, update (of the extension itself; detail names the versions), or absorb (drift absorbed into a revision or by hand; detail says which)';
 CREATE INDEX events_revision_id_idx ON migrate.events (revision_id);
 
 CREATE FUNCTION migrate.events_are_append_only() RETURNS trigger
@@ -164,3 +164,62 @@ CREATE TRIGGER guard_log_no_truncate BEFORE TRUNCATE ON migrate.guard_log
 GRANT SELECT ON migrate.guard_log TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('migrate.guard_log', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.guard_log', 'log_id'), '');
+
+-- DDL run outside any pg_migrate revision (issue 12), one row per command, written
+-- by the event triggers as the extension's owner. Append-only: the only change a
+-- row ever takes is being absorbed, once (by a revision made from it, or by hand
+-- with a reason).
+CREATE TABLE migrate.drift (
+    drift_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    occurred_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    performed_by      text NOT NULL,
+    session_role      text NOT NULL DEFAULT session_user,
+    application_name  text,
+    client_addr       inet DEFAULT pg_catalog.inet_client_addr(),
+    backend_pid       integer NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
+    xid               xid8 DEFAULT pg_catalog.pg_current_xact_id(),
+    command_tag       text NOT NULL,
+    object_type       text,
+    object_identity   text,
+    statement         text,
+    in_query          text,
+    unrecorded_before integer NOT NULL DEFAULT 0,
+    type_changes      jsonb,
+    absorbed_at       timestamptz,
+    absorbed_by       text,
+    absorbed_into     text,
+    absorbed_reason   text
+);
+COMMENT ON TABLE migrate.drift IS 'DDL run outside any pg_migrate revision, one row per command (append-only; rows are only ever absorbed, once)';
+COMMENT ON COLUMN migrate.drift.performed_by IS 'current_user when the command ran';
+COMMENT ON COLUMN migrate.drift.statement IS 'The command''s own text (its part of a query string of several commands); NULL when it ran inside a function or DO block';
+COMMENT ON COLUMN migrate.drift.in_query IS 'The client''s query the command ran inside, when statement is NULL';
+COMMENT ON COLUMN migrate.drift.unrecorded_before IS 'Commands of the same backend just before this one that ran but could not be recorded (a gap)';
+COMMENT ON COLUMN migrate.drift.type_changes IS 'ALTER COLUMN ... TYPE: each column''s type before and after ([{"column", "from", "to"}]), for the inverse';
+COMMENT ON COLUMN migrate.drift.absorbed_into IS 'The revision made from this drift (migrate_revision_from_drift), or NULL';
+COMMENT ON COLUMN migrate.drift.absorbed_reason IS 'Why it was marked absorbed by hand (migrate_drift_absorb), or NULL';
+
+CREATE FUNCTION migrate.drift_is_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    absorption CONSTANT pg_catalog.text[] := ARRAY['absorbed_at', 'absorbed_by', 'absorbed_into', 'absorbed_reason'];
+BEGIN
+    -- Absorbing a row is the one change allowed: once, and nothing else in the row.
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND OLD.absorbed_at IS NULL AND NEW.absorbed_at IS NOT NULL
+       AND (pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) absorption)
+           OPERATOR(pg_catalog.=) (pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) absorption) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'migrate.drift is append-only'
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'Recorded drift is never changed or removed; an entry can only be absorbed, once.',
+              HINT = 'SELECT migrate_drift_absorb(ARRAY[<drift_id>], ''<reason>''); or SELECT * FROM migrate_revision_from_drift(''<message>'');';
+END
+$$;
+CREATE TRIGGER drift_append_only BEFORE UPDATE OR DELETE ON migrate.drift
+    FOR EACH ROW EXECUTE FUNCTION migrate.drift_is_append_only();
+CREATE TRIGGER drift_no_truncate BEFORE TRUNCATE ON migrate.drift
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.drift_is_append_only();
+GRANT SELECT ON migrate.drift TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('migrate.drift', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('migrate.drift', 'drift_id'), '');

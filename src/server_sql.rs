@@ -127,11 +127,32 @@ pub fn parse_nodes(sql: &str) -> Result<Vec<*mut pg_sys::Node>, SyntaxError> {
 
 /// Split `sql` into top-level statements with the server's raw parser.
 pub fn split_statements(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
+    let spans = statement_spans(sql)?;
+    let mut result = Vec::with_capacity(spans.len());
+    // Statements come in text order, so lines are counted in one forward pass.
+    let mut lines = LineCounter::new(sql);
+    for span in spans {
+        let lines_before = lines.breaks_before(span.start);
+        result.push(Statement { text: sql[span.start..span.end].to_string(), lines_before, kind: classify(span.node) });
+    }
+    Ok(result)
+}
+
+/// One statement of a text: its raw parse tree and where its own text lies.
+pub struct Span {
+    pub node: *mut pg_sys::Node,
+    /// Byte range of the statement, without the whitespace and `--` comments
+    /// before it and the whitespace after it (the `;` is not part of it).
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The statements of `sql` with their byte ranges, from each RawStmt's
+/// stmt_location and stmt_len. Empty statements (a lone `;`) are left out.
+pub fn statement_spans(sql: &str) -> Result<Vec<Span>, SyntaxError> {
     let list = raw_parse(sql)?;
     let statements = unsafe { PgList::<pg_sys::RawStmt>::from_pg(list) };
     let mut result = Vec::with_capacity(statements.len());
-    // Statements come in text order, so lines are counted in one forward pass.
-    let mut lines = LineCounter::new(sql);
     for raw in statements.iter_ptr() {
         pgrx::check_for_interrupts!();
         // SAFETY: raw_parser returns a List of RawStmt.
@@ -143,13 +164,11 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
         };
         let Some(chunk) = sql.get(start..end) else { continue };
         let lead = leading_trivia_len(chunk);
-        let text = chunk[lead..].trim_end().to_string();
+        let text = chunk[lead..].trim_end();
         if text.is_empty() {
             continue;
         }
-        let offset = start + lead;
-        let lines_before = lines.breaks_before(offset);
-        result.push(Statement { text, lines_before, kind: classify(raw.stmt) });
+        result.push(Span { node: raw.stmt, start: start + lead, end: start + lead + text.len() });
     }
     Ok(result)
 }

@@ -48,5 +48,7 @@ superseded_symbol!(backfill_prepare_wrapper, pg_finfo_backfill_prepare_wrapper, 
 superseded_symbol!(backfill_report_wrapper, pg_finfo_backfill_report_wrapper, "migrate.backfill_report");
 // 0.1.0: migrate_review(text) RETURNS TABLE (revision, statement, rule, level, sqlstate, message, hint).
 superseded_symbol!(migrate_review_wrapper, pg_finfo_migrate_review_wrapper, "migrate_review");
+// 0.1.0: migrate_verify() RETURNS TABLE (revision, problem, applied_checksum, defined_checksum, applied_at).
+superseded_symbol!(migrate_verify_wrapper, pg_finfo_migrate_verify_wrapper, "migrate_verify");
 // 0.1.0: migrate_merge(text[], text) RETURNS text (the revision id; now the file too).
 superseded_symbol!(migrate_merge_wrapper, pg_finfo_migrate_merge_wrapper, "migrate_merge");

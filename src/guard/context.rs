@@ -257,6 +257,22 @@ pub fn revision_in_force(top_level: impl FnOnce() -> Option<String>) -> Option<R
     PLAN_STEP.with(|s| s.borrow().as_ref().filter(|step| step.statements.contains(&text)).map(|step| step.revision.clone()))
 }
 
+/// Whether the statement being run is pg_migrate's own work on a revision:
+/// inside a function call that runs one (in this transaction), or one of the
+/// statements of the psql plan step in progress. Any role: a SET ROLE inside a
+/// revision is still the revision's. Drift capture leaves such work out.
+pub fn is_revision_work(top_level: impl FnOnce() -> Option<String>) -> bool {
+    let lxid = current_lxid();
+    if IN_CALL.with(|r| r.borrow().as_ref().is_some_and(|(_, t)| *t == lxid)) {
+        return true;
+    }
+    if !PLAN_STEP.with(|s| s.borrow().as_ref().is_some_and(|step| !step.aborted)) {
+        return false;
+    }
+    let Some(text) = top_level() else { return false };
+    PLAN_STEP.with(|s| s.borrow().as_ref().is_some_and(|step| step.statements.contains(&text)))
+}
+
 /// Transaction-local history for rename_by_drop: reset when a new transaction
 /// starts, cut back when a savepoint rolls back.
 pub fn with_history<R>(work: impl FnOnce(&mut History) -> R) -> R {

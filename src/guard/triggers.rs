@@ -17,7 +17,7 @@ use super::static_rewrite;
 use super::rules::{self, Allowance, Finding, Level};
 use super::settings::{self, GuardMode};
 use crate::errors::{raise, OrRaise};
-use crate::pg_report::{Report, Severity};
+use crate::pg_report::{event_trigger_function, Report, Severity};
 use crate::server_sql;
 
 fn guard_active() -> bool {
@@ -50,7 +50,7 @@ fn client_query() -> Option<String> {
 
 /// The client's statement when it sent exactly one, split as a plan splits a
 /// revision: what psql's \gexec sends for one row of migrate_plan().
-fn client_statement() -> Option<String> {
+pub fn client_statement() -> Option<String> {
     let statements = server_sql::split_statements(&client_query()?).ok()?;
     let [statement] = statements.as_slice() else { return None };
     Some(statement.text.clone())
@@ -214,33 +214,10 @@ fn audit(finding: &Finding, sql: Option<&str>, reason: &str, revision: Option<&s
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
 }
 
-/// The C entry points PostgreSQL calls. The work runs under pgrx's guard, so a
-/// Rust panic or a PostgreSQL error inside it is reported as usual; a finding
-/// at level error is thrown only after that, from this outermost frame.
-macro_rules! event_trigger_function {
-    ($symbol:ident, $info:ident, $work:path) => {
-        #[no_mangle]
-        pub extern "C-unwind" fn $info() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-
-        /// # Safety
-        /// Called by PostgreSQL's function manager as an event trigger function.
-        #[no_mangle]
-        pub unsafe extern "C-unwind" fn $symbol(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-            let error = pg_sys::panic::pgrx_extern_c_guard(|| report($work(fcinfo)));
-            if let Some(error) = error {
-                crate::pg_report::throw(error);
-            }
-            pg_sys::Datum::from(0usize)
-        }
-    };
-}
-
-event_trigger_function!(migrate_guard_ddl_start, pg_finfo_migrate_guard_ddl_start, guard_ddl_start);
-event_trigger_function!(migrate_guard_table_rewrite, pg_finfo_migrate_guard_table_rewrite, guard_table_rewrite);
-event_trigger_function!(migrate_guard_sql_drop, pg_finfo_migrate_guard_sql_drop, guard_sql_drop);
+// A finding at level error is thrown from the outermost frame (pg_report's macro).
+event_trigger_function!(migrate_guard_ddl_start, pg_finfo_migrate_guard_ddl_start, |f| report(guard_ddl_start(f)));
+event_trigger_function!(migrate_guard_table_rewrite, pg_finfo_migrate_guard_table_rewrite, |f| report(guard_table_rewrite(f)));
+event_trigger_function!(migrate_guard_sql_drop, pg_finfo_migrate_guard_sql_drop, |f| report(guard_sql_drop(f)));
 
 fn guard_ddl_start(fcinfo: pg_sys::FunctionCallInfo) -> Verdict {
     // SAFETY: an event trigger is called with EventTriggerData as its context.

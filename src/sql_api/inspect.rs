@@ -230,33 +230,46 @@ fn migrate_show(
     )])
 }
 
-/// Applied revisions whose definition changed or disappeared, and applied
-/// revisions whose parents are not applied (hand-edited state).
-#[pg_extern(stable)]
+/// Applied revisions whose definition changed or disappeared, applied
+/// revisions whose parents are not applied (hand-edited state), and DDL run
+/// outside any revision that nothing absorbed (one row per command, with who
+/// ran it and when), including gaps where commands could not be recorded.
+/// A new C symbol: the result gained drift_id, performed_by and occurred_at
+/// (0.1.0's migrate_verify_wrapper refuses, superseded.rs).
+#[pg_extern(stable, name = "migrate_verify")]
 #[search_path(pg_catalog, pg_temp)]
-fn migrate_verify() -> TableIterator<
+#[allow(clippy::type_complexity)]
+fn verify_with_drift() -> TableIterator<
     'static,
     (
-        name!(revision, String),
+        name!(revision, Option<String>),
         name!(problem, String),
         name!(applied_checksum, Option<String>),
         name!(defined_checksum, Option<String>),
-        name!(applied_at, TimestampWithTimeZone),
+        name!(applied_at, Option<TimestampWithTimeZone>),
+        name!(drift_id, Option<i64>),
+        name!(performed_by, Option<String>),
+        name!(occurred_at, Option<TimestampWithTimeZone>),
     ),
 > {
-    let (loaded, applied) = state();
+    let (loaded, applied, drift) = Spi::connect(|client| {
+        (store::load_graph(client), store::applied(client), super::drift::unabsorbed(client))
+    });
     let mut ids: Vec<&String> = applied.keys().collect();
     ids.sort();
     let mut rows = Vec::new();
+    let revision_row = |id: &String, problem: String, applied: Option<String>, defined: Option<String>, at| {
+        (Some(id.clone()), problem, applied, defined, Some(at), None, None, None)
+    };
     for id in ids {
         let row = &applied[id];
         let Some(definition) = loaded.definitions.get(id) else {
-            rows.push((id.clone(), "applied but no definition is loaded".to_string(), row.checksum.clone(), None, row.applied_at));
+            rows.push(revision_row(id, "applied but no definition is loaded".to_string(), row.checksum.clone(), None, row.applied_at));
             continue;
         };
         if row.checksum.as_deref().is_some_and(|sum| sum != definition.checksum) {
-            rows.push((
-                id.clone(),
+            rows.push(revision_row(
+                id,
                 "upgrade text changed since it was applied".to_string(),
                 row.checksum.clone(),
                 Some(definition.checksum.clone()),
@@ -272,14 +285,31 @@ fn migrate_verify() -> TableIterator<
             .map(String::as_str)
             .collect();
         if !missing.is_empty() {
-            rows.push((
-                id.clone(),
+            rows.push(revision_row(
+                id,
                 format!("applied, but {} not applied", missing.join(", ")),
                 row.checksum.clone(),
                 Some(definition.checksum.clone()),
                 row.applied_at,
             ));
         }
+    }
+    for entry in drift {
+        pgrx::check_for_interrupts!();
+        let drift_row = |problem: String| {
+            (None, problem, None, None, None, Some(entry.drift_id), Some(entry.who()), Some(entry.occurred_at))
+        };
+        if entry.unrecorded_before > 0 {
+            rows.push(drift_row(format!(
+                "{} DDL command(s) ran but could not be recorded, in the session of drift {}, before it",
+                entry.unrecorded_before, entry.drift_id
+            )));
+        }
+        let text = entry.statement.as_deref().map_or_else(
+            || "inside a function or DO block".to_string(),
+            |statement| crate::engine::excerpt(statement),
+        );
+        rows.push(drift_row(format!("DDL outside any revision: {} ({text})", entry.what())));
     }
     TableIterator::new(rows)
 }

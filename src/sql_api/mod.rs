@@ -5,6 +5,8 @@ pub mod apply;
 pub mod authoring;
 pub mod autogen;
 pub mod check;
+pub mod drift;
+pub mod from_drift;
 pub mod inspect;
 pub mod load;
 pub mod ranges;
