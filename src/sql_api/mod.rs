@@ -2,9 +2,13 @@
 //! `revisions` and the runtime in `engine`; no logic of its own lives here.
 
 pub mod apply;
+pub mod authoring;
 pub mod check;
 pub mod inspect;
 pub mod load;
+pub mod ranges;
 pub mod roundtrip;
 pub mod scripts;
+mod authoring_tests;
+mod test_support;
 mod tests;
