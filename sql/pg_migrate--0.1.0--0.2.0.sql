@@ -751,6 +751,105 @@ AS $$
                                       'pause_during_autovacuum', pause_during_autovacuum),
                                   pg_catalog.current_setting('search_path'))
 $$;
+-- ==== Issue 11: scale (h/scale) ====
+-- Indexes for lookups by key, and the maintained applied heads (src/schema.sql),
+-- filled from the rows already there.
+-- Lookups by key instead of scans of the whole graph: the revisions that name a
+-- revision as parent or dependency (a plan step's downgrade check, a load's cycle
+-- check, the applied heads) and the owner of a branch label (a load's clash check).
+-- fastupdate off: every lookup reads the index itself, never a pending list.
+CREATE INDEX revisions_references_idx ON migrate.revisions
+    USING gin ((pg_catalog.array_cat(down_revisions, depends_on))) WITH (fastupdate = off);  -- sql-lint: allow(a storage parameter, not an operator)
+CREATE INDEX revisions_branch_labels_idx ON migrate.revisions
+    USING gin (branch_labels) WITH (fastupdate = off);  -- sql-lint: allow(a storage parameter, not an operator)
+
+-- The applied heads, as migrate_current() shows them: applied revisions with no
+-- applied child, and applied revisions with no loaded definition. Derived from
+-- migrate.applied and migrate.revisions and kept exactly right by the triggers
+-- below, whoever writes those tables, so reading the current state costs the
+-- number of heads, not the number of revisions.
+CREATE TABLE migrate.applied_heads (
+    revision_id text PRIMARY KEY
+);
+COMMENT ON TABLE migrate.applied_heads IS 'The applied heads (migrate_current()), kept by triggers on migrate.applied and migrate.revisions';
+
+CREATE FUNCTION migrate.keep_applied_heads() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+    touched pg_catalog.text[];
+BEGIN
+    -- A changed row can change whether it is a head, and whether its parents
+    -- (before and after the change) are: recompute exactly those. Two
+    -- statements, whatever the change: a plan step pays for them on every revision.
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' AND TG_TABLE_NAME OPERATOR(pg_catalog.=) 'applied' THEN
+        DELETE FROM migrate.applied_heads;
+        RETURN NULL;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        touched := ARRAY(SELECT a.revision_id FROM migrate.applied a);
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        touched := ARRAY(SELECT n.revision_id FROM new_rows n);
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND TG_TABLE_NAME OPERATOR(pg_catalog.=) 'applied' THEN
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o);
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o
+                         UNION ALL SELECT p FROM old_rows o, pg_catalog.unnest(o.down_revisions) AS u(p));
+    ELSIF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'applied' THEN
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o UNION ALL SELECT n.revision_id FROM new_rows n);
+    ELSE
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o UNION ALL SELECT n.revision_id FROM new_rows n
+                         UNION ALL SELECT p FROM old_rows o, pg_catalog.unnest(o.down_revisions) AS u(p));
+    END IF;
+    IF pg_catalog.cardinality(touched) OPERATOR(pg_catalog.=) 0 THEN
+        RETURN NULL;  -- a statement that changed no row (record_steps runs both a DELETE and an INSERT)
+    END IF;
+    -- The touched revisions and their parents now; which of them are heads;
+    -- the others leave migrate.applied_heads, these join it.
+    WITH affected AS (
+             SELECT u.id FROM pg_catalog.unnest(touched) AS u(id)
+             UNION
+             SELECT p FROM pg_catalog.unnest(touched) AS u(id)
+               JOIN migrate.revisions r ON r.revision_id OPERATOR(pg_catalog.=) u.id
+              CROSS JOIN LATERAL pg_catalog.unnest(r.down_revisions) AS q(p)),
+         heads AS (
+             SELECT a.revision_id FROM affected t
+               JOIN migrate.applied a ON a.revision_id OPERATOR(pg_catalog.=) t.id
+              -- No applied child, or no definition. (An OR: both stay lookups by
+              -- key for each touched row, never a join over the whole table.)
+              WHERE NOT EXISTS (
+                        SELECT FROM migrate.revisions c
+                          JOIN migrate.applied ca ON ca.revision_id OPERATOR(pg_catalog.=) c.revision_id
+                         WHERE pg_catalog.array_cat(c.down_revisions, c.depends_on) OPERATOR(pg_catalog.@>) ARRAY[a.revision_id]
+                           AND c.down_revisions OPERATOR(pg_catalog.@>) ARRAY[a.revision_id])
+                 OR NOT EXISTS (
+                        SELECT FROM migrate.revisions d WHERE d.revision_id OPERATOR(pg_catalog.=) a.revision_id)),
+         gone AS (
+             DELETE FROM migrate.applied_heads h USING affected t
+              WHERE h.revision_id OPERATOR(pg_catalog.=) t.id
+                AND NOT EXISTS (SELECT FROM heads s WHERE s.revision_id OPERATOR(pg_catalog.=) h.revision_id))
+    INSERT INTO migrate.applied_heads (revision_id) SELECT s.revision_id FROM heads s ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER applied_heads_insert AFTER INSERT ON migrate.applied
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_update AFTER UPDATE ON migrate.applied
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_delete AFTER DELETE ON migrate.applied
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_truncate AFTER TRUNCATE ON migrate.applied
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_insert AFTER INSERT ON migrate.revisions
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_update AFTER UPDATE ON migrate.revisions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_delete AFTER DELETE ON migrate.revisions
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_truncate AFTER TRUNCATE ON migrate.revisions
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+GRANT SELECT ON migrate.applied_heads TO PUBLIC;
+-- Fill it from the rows already there: a no-op UPDATE of every applied row makes
+-- its trigger recompute them all (the same code that keeps it from now on).
+UPDATE migrate.applied SET revision_id = revision_id;
 
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
@@ -940,6 +1039,7 @@ BEGIN
         ('migrate.run_downgrade', 'Internal: the work of migrate_downgrade().'),
         ('migrate.carried_sqlstate', 'Internal: the real SQLSTATE of an error that came back through Rust as XX000.'),
         ('migrate.reraise', 'Internal: raise an error again with its real SQLSTATE, message, detail and hint.'),
+        ('migrate.keep_applied_heads', 'Trigger function: recomputes migrate.applied_heads for the rows a statement changed and their parents.'),
         ('migrate.events_are_append_only', 'Trigger function: refuses UPDATE, DELETE and TRUNCATE on the audit logs.'),
         ('migrate.backfill_check_context', 'Internal: refuses a backfill procedure called where it cannot commit (inside BEGIN, or from a function).'),
         ('migrate.backfill_prepare', 'Internal: checks a backfill''s arguments and statements, then creates (or continues) its job.'),
@@ -991,6 +1091,14 @@ COMMENT ON EVENT TRIGGER migrate_drift_drop IS 'pg_migrate''s drift capture: wha
 COMMENT ON EVENT TRIGGER migrate_drift_end IS 'pg_migrate''s drift capture: records every DDL command run outside a revision in migrate.drift';
 COMMENT ON TRIGGER drift_append_only ON migrate.drift IS 'Drift is append-only: no DELETE, and an UPDATE only absorbs a row, once';
 COMMENT ON TRIGGER drift_no_truncate ON migrate.drift IS 'Drift is append-only: no TRUNCATE';
+COMMENT ON TRIGGER applied_heads_insert ON migrate.applied IS 'Keeps migrate.applied_heads exact after an INSERT';
+COMMENT ON TRIGGER applied_heads_update ON migrate.applied IS 'Keeps migrate.applied_heads exact after an UPDATE';
+COMMENT ON TRIGGER applied_heads_delete ON migrate.applied IS 'Keeps migrate.applied_heads exact after a DELETE';
+COMMENT ON TRIGGER applied_heads_truncate ON migrate.applied IS 'Keeps migrate.applied_heads exact after a TRUNCATE';
+COMMENT ON TRIGGER applied_heads_insert ON migrate.revisions IS 'Keeps migrate.applied_heads exact after an INSERT';
+COMMENT ON TRIGGER applied_heads_update ON migrate.revisions IS 'Keeps migrate.applied_heads exact after an UPDATE';
+COMMENT ON TRIGGER applied_heads_delete ON migrate.revisions IS 'Keeps migrate.applied_heads exact after a DELETE';
+COMMENT ON TRIGGER applied_heads_truncate ON migrate.revisions IS 'Keeps migrate.applied_heads exact after a TRUNCATE';
 
 -- Keep this last: the update itself, in the audit log.
 INSERT INTO migrate.events (action, detail) VALUES ('update', 'pg_migrate 0.1.0 -> 0.2.0');

@@ -71,6 +71,7 @@ BEGIN
         ('migrate.run_downgrade', 'Internal: the work of migrate_downgrade().'),
         ('migrate.carried_sqlstate', 'Internal: the real SQLSTATE of an error that came back through Rust as XX000.'),
         ('migrate.reraise', 'Internal: raise an error again with its real SQLSTATE, message, detail and hint.'),
+        ('migrate.keep_applied_heads', 'Trigger function: recomputes migrate.applied_heads for the rows a statement changed and their parents.'),
         ('migrate.events_are_append_only', 'Trigger function: refuses UPDATE, DELETE and TRUNCATE on the audit logs.'),
         ('migrate.backfill_check_context', 'Internal: refuses a backfill procedure called where it cannot commit (inside BEGIN, or from a function).'),
         ('migrate.backfill_prepare', 'Internal: checks a backfill''s arguments and statements, then creates (or continues) its job.'),
@@ -122,3 +123,11 @@ COMMENT ON EVENT TRIGGER migrate_drift_drop IS 'pg_migrate''s drift capture: wha
 COMMENT ON EVENT TRIGGER migrate_drift_end IS 'pg_migrate''s drift capture: records every DDL command run outside a revision in migrate.drift';
 COMMENT ON TRIGGER drift_append_only ON migrate.drift IS 'Drift is append-only: no DELETE, and an UPDATE only absorbs a row, once';
 COMMENT ON TRIGGER drift_no_truncate ON migrate.drift IS 'Drift is append-only: no TRUNCATE';
+COMMENT ON TRIGGER applied_heads_insert ON migrate.applied IS 'Keeps migrate.applied_heads exact after an INSERT';
+COMMENT ON TRIGGER applied_heads_update ON migrate.applied IS 'Keeps migrate.applied_heads exact after an UPDATE';
+COMMENT ON TRIGGER applied_heads_delete ON migrate.applied IS 'Keeps migrate.applied_heads exact after a DELETE';
+COMMENT ON TRIGGER applied_heads_truncate ON migrate.applied IS 'Keeps migrate.applied_heads exact after a TRUNCATE';
+COMMENT ON TRIGGER applied_heads_insert ON migrate.revisions IS 'Keeps migrate.applied_heads exact after an INSERT';
+COMMENT ON TRIGGER applied_heads_update ON migrate.revisions IS 'Keeps migrate.applied_heads exact after an UPDATE';
+COMMENT ON TRIGGER applied_heads_delete ON migrate.revisions IS 'Keeps migrate.applied_heads exact after a DELETE';
+COMMENT ON TRIGGER applied_heads_truncate ON migrate.revisions IS 'Keeps migrate.applied_heads exact after a TRUNCATE';
