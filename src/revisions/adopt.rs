@@ -35,6 +35,9 @@ pub fn adoption_steps(
     let mut wanted: HashSet<String> = HashSet::new();
     for head in heads {
         crate::revisions::check_interrupts();
+        if wanted.contains(head) {
+            continue;
+        }
         let steps = graph
             .upgrade_plan(&wanted, &Target::Revision(head.clone()))
             .map_err(AdoptError::Graph)?;
@@ -51,6 +54,9 @@ pub fn adoption_steps(
     let mut result = Vec::new();
     for head in heads {
         crate::revisions::check_interrupts();
+        if state.contains(head) {
+            continue;
+        }
         let steps = graph
             .upgrade_plan(&state, &Target::Revision(head.clone()))
             .map_err(AdoptError::Graph)?;

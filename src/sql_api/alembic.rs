@@ -42,7 +42,7 @@ fn version_table_name(client: &SpiClient<'_>, table: pg_sys::Oid) -> String {
         ),
         _ => raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-            format!("relation with oid {} does not exist", table.to_u32()),
+            format!("relation with oid {} does not exist", u32::from(table)),
             None,
             None,
         ),
@@ -161,4 +161,4 @@ fn set_sync(client: &mut SpiClient<'_>, table: &str, keep_in_sync: bool) {
     }
 }
 
-pgrx::extension_sql_file!("alembic.sql", name = "alembic", requires = ["schema", adopt_alembic, "upgrade_wrappers"]);
+pgrx::extension_sql_file!("alembic.sql", name = "alembic", requires = ["schema", adopt_alembic]);
