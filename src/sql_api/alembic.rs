@@ -147,6 +147,25 @@ fn adopt_alembic(version_table: Option<pg_sys::Oid>, keep_in_sync: Option<bool>)
 }
 
 fn set_sync(client: &mut SpiClient<'_>, table: &str, keep_in_sync: bool) {
+    if keep_in_sync {
+        let may: bool = client
+            .select(
+                "SELECT pg_catalog.has_table_privilege($1::pg_catalog.regclass, 'INSERT, DELETE')",
+                None,
+                &[table.to_string().into()],
+            )
+            .and_then(|rows| rows.first().get_one())
+            .or_raise("check the privileges on the version table")
+            .unwrap_or(false);
+        if !may {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to keep {table} in sync: it needs INSERT and DELETE on it"),
+                Some("Every later upgrade, downgrade and stamp would rewrite the version table as the role that runs it. Nothing was stamped.".into()),
+                Some("Adopt as the role that runs migrations, or grant it INSERT and DELETE on the version table.".into()),
+            )
+        }
+    }
     let statement = if keep_in_sync {
         "INSERT INTO migrate.alembic_sync (version_table) VALUES ($1) ON CONFLICT (version_table) DO NOTHING"
     } else {
