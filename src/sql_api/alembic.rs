@@ -166,10 +166,20 @@ fn set_sync(client: &mut SpiClient<'_>, table: &str, keep_in_sync: bool) {
             )
         }
     }
-    let statement = if keep_in_sync {
-        "INSERT INTO migrate.alembic_sync (version_table) VALUES ($1) ON CONFLICT (version_table) DO NOTHING"
-    } else {
-        "DELETE FROM migrate.alembic_sync WHERE version_table OPERATOR(pg_catalog.=) $1"
+    let listed: bool = client
+        .select(
+            "SELECT EXISTS (SELECT FROM migrate.alembic_sync WHERE version_table OPERATOR(pg_catalog.=) $1)",
+            None,
+            &[table.to_string().into()],
+        )
+        .and_then(|rows| rows.first().get_one())
+        .or_raise("read migrate.alembic_sync")
+        .unwrap_or(false);
+    // Only a change writes: adopting without keep_in_sync needs no privilege on the list.
+    let statement = match (keep_in_sync, listed) {
+        (true, false) => "INSERT INTO migrate.alembic_sync (version_table) VALUES ($1)",
+        (false, true) => "DELETE FROM migrate.alembic_sync WHERE version_table OPERATOR(pg_catalog.=) $1",
+        _ => return,
     };
     client.update(statement, None, &[table.to_string().into()]).or_raise("record the version table to keep in sync");
     if keep_in_sync {

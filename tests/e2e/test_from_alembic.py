@@ -243,3 +243,21 @@ def test_adopting_refuses_what_it_cannot_trust(converted, db):
         error = refused(conn, "SELECT * FROM migrate_adopt_alembic()", "55000")
         assert "7c8a9bbdce07" in str(error)
         assert scalar(conn, "SELECT count(*) FROM migrate.events WHERE action = 'adopt'") == 0
+
+        # A role that may record revisions but not rewrite the version table
+        # cannot ask for it to be kept in sync.
+        role = f"deployer_{unique_name()}"
+        conn.execute(f"CREATE ROLE {role}")
+        try:
+            conn.execute(f"GRANT INSERT, UPDATE, DELETE ON migrate.applied TO {role}")
+            conn.execute(f"GRANT INSERT ON migrate.events TO {role}")
+            conn.execute(f"GRANT SELECT ON alembic_version TO {role}")
+            conn.execute("SELECT * FROM migrate_stamp('base', purge => true)")
+            conn.execute(f"SET ROLE {role}")
+            error = refused(conn, "SELECT * FROM migrate_adopt_alembic(keep_in_sync => true)", "42501")
+            assert "INSERT and DELETE" in str(error)
+            assert len(conn.execute("SELECT * FROM migrate_adopt_alembic()").fetchall()) == 6
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
