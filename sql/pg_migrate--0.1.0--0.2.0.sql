@@ -6,11 +6,12 @@
 -- 0.2.0 install, every row kept. Nothing here may rewrite or drop user state.
 \echo Use "ALTER EXTENSION pg_migrate UPDATE" to load this file. \quit
 
--- The audit log records extension updates.
+-- The audit log records extension updates, and (issue 12) revisions written by
+-- migrate_revision() and revisions taken out by migrate_unload().
 ALTER TABLE migrate.events DROP CONSTRAINT events_action_check;
 ALTER TABLE migrate.events ADD CONSTRAINT events_action_check
-    CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'update'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
-COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, or update (of the extension itself; detail names the versions)';
+    CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
+COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, or update (of the extension itself; detail names the versions)';
 
 -- Issue 9, acknowledgements and internal functions: the bookkeeping of plans and
 -- offline scripts is for roles that run migrations, not PUBLIC (the functions
@@ -379,8 +380,8 @@ AS 'MODULE_PATHNAME', 'review_pending_wrapper';
 -- trigger on migrate.applied). src/sql_api/alembic.sql and alembic.rs.
 ALTER TABLE migrate.events DROP CONSTRAINT events_action_check;
 ALTER TABLE migrate.events ADD CONSTRAINT events_action_check
-    CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'update', 'adopt'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
-COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, update (of the extension itself; detail names the versions), or adopt (of an Alembic version table; detail names it and its heads)';
+    CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update', 'adopt'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
+COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, update (of the extension itself; detail names the versions), or adopt (of an Alembic version table; detail names it and its heads)';
 
 CREATE FUNCTION migrate."adopt_alembic"(
 	"version_table" oid, /* core::option::Option<pgrx_pg_sys::submodules::oids::Oid> */
@@ -454,6 +455,119 @@ $$;
 
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
+-- Issue 12, writing revisions from psql: migrate_revision() writes and loads a
+-- new revision on a head; migrate_merge() accepts 'heads' and '<label>@head' and
+-- returns the file like migrate_revision (0.1.0's returned the id only, so it is
+-- dropped and made again: its old C symbol refuses until this update);
+-- migrate_unload() takes a loaded revision back out; migrate_history(range) and
+-- migrate_history_verbose(range) read Alembic's -r ranges. (migrate_sql keeps
+-- its signature: a target with a colon is now a range.)
+DROP FUNCTION "migrate_merge"(text[], text);
+-- pg_migrate::sql_api::ranges::migrate_history
+CREATE  FUNCTION "migrate_history"(
+	"range" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"parents" TEXT[],  /* Vec < String > */
+	"message" TEXT,  /* String */
+	"branch_labels" TEXT[],  /* Vec < String > */
+	"depends_on" TEXT[],  /* Vec < String > */
+	"is_head" bool,  /* bool */
+	"is_current" bool,  /* bool */
+	"applied_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"applied_by" TEXT  /* Option < String > */
+)
+STABLE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_history_range_wrapper';
+
+-- pg_migrate::sql_api::ranges::migrate_history_verbose
+CREATE  FUNCTION "migrate_history_verbose"(
+	"range" TEXT DEFAULT ':' /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"parents" TEXT[],  /* Vec < String > */
+	"message" TEXT,  /* String */
+	"branch_labels" TEXT[],  /* Vec < String > */
+	"depends_on" TEXT[],  /* Vec < String > */
+	"is_head" bool,  /* bool */
+	"is_current" bool,  /* bool */
+	"applied_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"applied_by" TEXT,  /* Option < String > */
+	"create_date" TEXT,  /* Option < String > */
+	"file_name" TEXT,  /* Option < String > */
+	"checksum" TEXT  /* String */
+)
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_history_verbose_wrapper';
+
+-- pg_migrate::sql_api::authoring::migrate_merge
+CREATE  FUNCTION "migrate_merge"(
+	"revisions" TEXT DEFAULT 'heads', /* Option < & str > */
+	"message" TEXT DEFAULT 'merge heads', /* Option < & str > */
+	"branch_label" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"file_name" TEXT,  /* String */
+	"source" TEXT  /* String */
+)
+VOLATILE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_merge_named_wrapper';
+
+-- pg_migrate::sql_api::authoring::migrate_merge
+CREATE  FUNCTION "migrate_merge"(
+	"revisions" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
+	"message" TEXT DEFAULT 'merge heads', /* Option < & str > */
+	"branch_label" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"file_name" TEXT,  /* String */
+	"source" TEXT  /* String */
+)
+VOLATILE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_merge_revisions_wrapper';
+
+-- pg_migrate::sql_api::authoring::migrate_revision
+CREATE  FUNCTION "migrate_revision"(
+	"message" TEXT, /* Option < & str > */
+	"upgrade" TEXT DEFAULT NULL, /* Option < & str > */
+	"downgrade" TEXT DEFAULT NULL, /* Option < & str > */
+	"head" TEXT DEFAULT 'head', /* Option < & str > */
+	"branch_label" TEXT DEFAULT NULL, /* Option < & str > */
+	"depends_on" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"transactional" bool DEFAULT true, /* Option < bool > */
+	"splice" bool DEFAULT false, /* Option < bool > */
+	"allow" TEXT[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"file_name" TEXT,  /* String */
+	"source" TEXT  /* String */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_revision_wrapper';
+
+-- pg_migrate::sql_api::authoring::migrate_unload
+CREATE  FUNCTION "migrate_unload"(
+	"revision" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"file_name" TEXT,  /* Option < String > */
+	"source" TEXT  /* String */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_unload_wrapper';
+
 -- What every function and procedure is for, so that \df+ migrate_* and
 -- \df+ migrate.* describe themselves in psql. (Tables, views and triggers are
 -- described where they are created.)
@@ -477,15 +591,18 @@ BEGIN
         ('migrate_stamp', 'Set the applied state to target without running any SQL (alembic stamp); purge first forgets every applied revision.'),
         ('migrate_adopt_alembic', 'Take over a database Alembic migrated: stamp the revisions its version table lists and their ancestors, running nothing; keep_in_sync keeps that table up to date.'),
         ('migrate_plan', 'The statements that move the database to target, for psql to run one by one: SELECT * FROM migrate_plan(''head'') \gexec'),
-        ('migrate_sql', 'The offline script that moves the database to target (Alembic --sql), to review or run later with psql -v ON_ERROR_STOP=1 -f.'),
+        ('migrate_sql', 'The offline script that moves the database to target (Alembic --sql), or over a range from:to made from the graph alone, to review or run later with psql -v ON_ERROR_STOP=1 -f.'),
         ('migrate_test_roundtrip', 'Upgrade, downgrade and upgrade again every pending and applied revision inside one transaction that is rolled back; one row per step.'),
         -- Loading.
         ('migrate_load', 'Register one migration file''s text (not applied). Returns its revision id.'),
         ('migrate_load_dir', 'Register every *.sql migration file of a directory on the database server (not applied).'),
-        ('migrate_merge', 'Create and load a revision that merges several heads, as alembic merge does. Returns its revision id.'),
+        ('migrate_merge', 'Write and load a revision that merges heads (''heads'', <label>@head or revisions), as alembic merge does. Returns its id, file name and text.'),
+        ('migrate_revision', 'Write and load (not apply) a new revision on a head, as alembic revision -m does. Returns its id, file name and text, to save.'),
+        ('migrate_unload', 'Take back out a loaded revision that is not applied and that nothing revises or depends on. Returns what it removed.'),
         -- Reading.
         ('migrate_current', 'The applied heads: the revisions the database is at.'),
-        ('migrate_history', 'Every loaded revision in upgrade order, with its parents, labels and whether it is applied.'),
+        ('migrate_history', 'Every loaded revision in upgrade order, with its parents, labels and whether it is applied; with a range (lower:upper, -3:, current:), as alembic history -r.'),
+        ('migrate_history_verbose', 'migrate_history(range) with each revision''s Create Date, file name and checksum, as alembic history --verbose.'),
         ('migrate_heads', 'The heads of the revision graph, applied or not.'),
         ('migrate_branches', 'Branch points: revisions with more than one child.'),
         ('migrate_show', 'Every detail of one revision (a unique id prefix is enough), its SQL included. Best read with \x.'),

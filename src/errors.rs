@@ -10,6 +10,7 @@ use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 use crate::revisions::graph::GraphError;
 use crate::revisions::parser::{ParseError, ParseErrorKind};
+use crate::revisions::authoring::PlacementError;
 use crate::revisions::target::TargetError;
 
 /// Raise an ERROR. Never returns: pgrx unwinds to the SQL boundary and reports it.
@@ -92,6 +93,19 @@ pub fn raise_parse_error(file: Option<&str>, error: &ParseError) -> ! {
 
 pub fn raise_graph_error(error: &GraphError) -> ! {
     raise(graph_error_code(error), error.message(), None, error.hint())
+}
+
+/// Where a new revision or merge cannot go.
+pub fn raise_placement_error(error: &PlacementError) -> ! {
+    let code = match error {
+        PlacementError::Graph(graph) => graph_error_code(graph),
+        PlacementError::Target(_) => PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+        PlacementError::SeveralHeads { .. } => PgSqlErrorCode::ERRCODE_CARDINALITY_VIOLATION,
+        PlacementError::NotAHead { .. } | PlacementError::NotAPlace { .. } => {
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        }
+    };
+    raise(code, error.message(), Some("Nothing was written or loaded.".into()), error.hint())
 }
 
 pub fn raise_target_error(error: &TargetError) -> ! {

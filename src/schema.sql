@@ -42,7 +42,7 @@ COMMENT ON COLUMN migrate.applied.duration IS 'NULL when stamped: no SQL ran';
 CREATE TABLE migrate.events (
     event_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     occurred_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'update', 'adopt')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
+    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update', 'adopt')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
     revision_id  text,
     checksum     text,
     duration     interval,
@@ -54,7 +54,7 @@ CREATE TABLE migrate.events (
     xid          xid8 DEFAULT pg_catalog.pg_current_xact_id()
 );
 COMMENT ON TABLE migrate.events IS 'Append-only log of every upgrade, downgrade, stamp and load';
-COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, update (of the extension itself; detail names the versions), or adopt (of an Alembic version table; detail names it and its heads)';
+COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, update (of the extension itself; detail names the versions), or adopt (of an Alembic version table; detail names it and its heads)';
 CREATE INDEX events_revision_id_idx ON migrate.events (revision_id);
 
 CREATE FUNCTION migrate.events_are_append_only() RETURNS trigger

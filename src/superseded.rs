@@ -48,3 +48,5 @@ superseded_symbol!(backfill_prepare_wrapper, pg_finfo_backfill_prepare_wrapper, 
 superseded_symbol!(backfill_report_wrapper, pg_finfo_backfill_report_wrapper, "migrate.backfill_report");
 // 0.1.0: migrate_review(text) RETURNS TABLE (revision, statement, rule, level, sqlstate, message, hint).
 superseded_symbol!(migrate_review_wrapper, pg_finfo_migrate_review_wrapper, "migrate_review");
+// 0.1.0: migrate_merge(text[], text) RETURNS text (the revision id; now the file too).
+superseded_symbol!(migrate_merge_wrapper, pg_finfo_migrate_merge_wrapper, "migrate_merge");

@@ -559,6 +559,14 @@ impl RevisionGraph {
         }
     }
 
+    /// Revisions that name `id` in Depends On, sorted by id; empty for an unknown id.
+    pub fn dependents(&self, id: &str) -> Vec<&str> {
+        match self.index.get(id) {
+            Some(&i) => self.dependents[i].iter().map(|&d| self.id(d)).collect(),
+            None => Vec::new(),
+        }
+    }
+
     fn head_indices(&self) -> Vec<usize> {
         (0..self.nodes.len())
             .filter(|&i| self.children[i].is_empty())
@@ -698,6 +706,59 @@ impl RevisionGraph {
                 candidates: self.ids(&candidates),
             }),
         }
+    }
+
+    /// The revision `delta` steps from `anchor` (children up for `+`, parents
+    /// down for `-`), as in the target `<rev>+N`; None when the walk ends just
+    /// below a root (the base of that line).
+    pub fn step_from(&self, anchor: &str, delta: i64) -> Result<Option<&str>, GraphError> {
+        Ok(match self.relative_position(anchor, delta)? {
+            Landing::At(i) => Some(self.id(i)),
+            Landing::BeforeRoot(_) => None,
+        })
+    }
+
+    /// `ids` and everything they revise or depend on, directly or not, in
+    /// upgrade order: what is in effect once `ids` are applied. Unknown ids are skipped.
+    pub fn with_ancestors(&self, ids: &[&str]) -> Vec<&str> {
+        let reached = self.reach(ids, |i| self.parents[i].iter().chain(&self.dependencies[i]));
+        self.topo.iter().filter(|&&i| reached[i]).map(|&i| self.id(i)).collect()
+    }
+
+    /// The nodes reachable from the known `ids` (included) through `next`.
+    fn reach<'g, I: Iterator<Item = &'g usize>>(&'g self, ids: &[&str], next: impl Fn(usize) -> I) -> Vec<bool> {
+        let mut reached = vec![false; self.nodes.len()];
+        let mut stack: Vec<usize> = Vec::new();
+        for id in ids {
+            if let Some(&i) = self.index.get(*id) {
+                if !reached[i] {
+                    reached[i] = true;
+                    stack.push(i);
+                }
+            }
+        }
+        while let Some(i) = stack.pop() {
+            check_interrupts();
+            for &n in next(i) {
+                if !reached[n] {
+                    reached[n] = true;
+                    stack.push(n);
+                }
+            }
+        }
+        reached
+    }
+
+    /// The revisions of a history range, as `alembic history -r lower:upper`
+    /// lists them, in upgrade order: those in effect at `upper` (see
+    /// [`Self::with_ancestors`]) that are `lower` or descend from it through
+    /// Revises. `lower` None is base (no lower bound). Unknown ids are skipped.
+    pub fn between(&self, lower: Option<&[&str]>, upper: &[&str]) -> Vec<&str> {
+        let in_effect = self.with_ancestors(upper);
+        let Some(lower) = lower else { return in_effect };
+        // One walk up from every lower end at once, so the cost stays linear.
+        let above = self.reach(lower, |i| self.children[i].iter());
+        in_effect.into_iter().filter(|id| above[self.index[*id]]).collect()
     }
 
     fn descendant_mask(&self, root: usize) -> Vec<bool> {
@@ -1216,14 +1277,7 @@ mod tests {
     use crate::revisions::target::parse_target;
 
     fn node(id: &str, parents: &[&str]) -> RevisionNode {
-        RevisionNode {
-            id: id.into(),
-            parents: parents.iter().map(|s| s.to_string()).collect(),
-            depends_on: Vec::new(),
-            branch_labels: Vec::new(),
-            message: format!("revision {id}"),
-            transactional: true,
-        }
+        crate::revisions::test_node(id, parents)
     }
 
     fn labelled(id: &str, parents: &[&str], labels: &[&str]) -> RevisionNode {

@@ -3,9 +3,11 @@
 //! Nothing here touches PostgreSQL, so all of it is unit-tested with `cargo test`.
 
 pub mod adopt;
+pub mod authoring;
 pub mod graph;
 pub mod inverse;
 pub mod parser;
+pub mod range;
 pub mod target;
 pub mod writer;
 
@@ -77,6 +79,19 @@ pub(crate) fn list_for_message<S: AsRef<str>>(items: &[S]) -> String {
         let _ = write!(text, " and {} more", items.len() - SHOWN);
     }
     text
+}
+
+/// A revision for the pure cores' tests: `id` revising `parents`.
+#[cfg(test)]
+pub(crate) fn test_node(id: &str, parents: &[&str]) -> RevisionNode {
+    RevisionNode {
+        id: id.into(),
+        parents: parents.iter().map(|s| s.to_string()).collect(),
+        depends_on: Vec::new(),
+        branch_labels: Vec::new(),
+        message: format!("revision {id}"),
+        transactional: true,
+    }
 }
 
 #[cfg(test)]

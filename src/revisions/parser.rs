@@ -35,6 +35,27 @@ pub struct MigrationFile {
     pub downgrade_line: Option<usize>,
 }
 
+/// An empty transactional revision: the starting point for writing one
+/// (see `writer::render`, which ignores the line numbers).
+impl Default for MigrationFile {
+    fn default() -> Self {
+        MigrationFile {
+            revision_id: String::new(),
+            message: String::new(),
+            down_revisions: Vec::new(),
+            branch_labels: Vec::new(),
+            depends_on: Vec::new(),
+            transactional: true,
+            create_date: None,
+            allow: Vec::new(),
+            upgrade_sql: String::new(),
+            downgrade_sql: None,
+            upgrade_line: 1,
+            downgrade_line: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseErrorKind {
     MissingRevisionId,

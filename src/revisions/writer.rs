@@ -6,24 +6,7 @@
 //! reads as a header key, a section that contains a section marker), by parsing
 //! its own output and comparing: what it returns is exactly what loads.
 
-use crate::revisions::parser::{parse_migration, validate_identifier, ParseErrorKind};
-
-/// The parts of a new revision file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RevisionText {
-    pub revision_id: String,
-    pub message: String,
-    pub parents: Vec<String>,
-    pub create_date: Option<String>,
-    pub branch_labels: Vec<String>,
-    pub depends_on: Vec<String>,
-    pub transactional: bool,
-    /// `-- Allow: <rule> <reason>` lines.
-    pub allow: Vec<String>,
-    pub upgrade: String,
-    /// None: no downgrade section (the revision cannot be downgraded).
-    pub downgrade: Option<String>,
-}
+use crate::revisions::parser::{parse_migration, validate_identifier, MigrationFile, ParseErrorKind};
 
 /// Why a file could not be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,24 +70,32 @@ pub fn normalise_section(text: &str) -> String {
     }
 }
 
-/// The file's text, checked to parse back to exactly these parts.
-pub fn render(parts: &RevisionText) -> Result<String, WriteError> {
-    let message = parts.message.trim();
+/// The message as the file's first line will hold it (trimmed), or why it cannot.
+pub fn check_message(message: &str) -> Result<&str, WriteError> {
+    let message = message.trim();
     if message.is_empty() {
         return Err(WriteError::EmptyMessage);
     }
     if let Some(character) = control(message) {
         return Err(WriteError::ControlCharacter { field: "message", character });
     }
+    Ok(message)
+}
+
+/// The file's text, checked to parse back to exactly these parts. The parts
+/// are a [`MigrationFile`] as the parser would return it; its line numbers
+/// (where a parsed file's sections start) are not read.
+pub fn render(parts: &MigrationFile) -> Result<String, WriteError> {
+    let message = check_message(&parts.message)?;
     validate_identifier("revision id", &parts.revision_id).map_err(WriteError::InvalidIdentifier)?;
-    for (what, list) in [("parent", &parts.parents), ("branch label", &parts.branch_labels), ("dependency", &parts.depends_on)] {
+    for (what, list) in [("parent", &parts.down_revisions), ("branch label", &parts.branch_labels), ("dependency", &parts.depends_on)] {
         for item in list {
             crate::revisions::check_interrupts();
             validate_identifier(what, item).map_err(WriteError::InvalidIdentifier)?;
         }
     }
     let mut text = format!("-- {message}\n--\n-- Revision ID: {}\n", parts.revision_id);
-    text.push_str(&format!("-- Revises: {}\n", parts.parents.join(", ")).replace(": \n", ":\n"));
+    text.push_str(&format!("-- Revises: {}\n", parts.down_revisions.join(", ")).replace(": \n", ":\n"));
     if let Some(date) = parts.create_date.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
         if let Some(character) = control(date) {
             return Err(WriteError::ControlCharacter { field: "create date", character });
@@ -127,13 +118,13 @@ pub fn render(parts: &RevisionText) -> Result<String, WriteError> {
         }
         text.push_str(&format!("-- Allow: {}\n", line.trim()));
     }
-    let upgrade = normalise_section(&parts.upgrade);
+    let upgrade = normalise_section(&parts.upgrade_sql);
     text.push_str("\n-- migrate:upgrade\n");
     if !upgrade.is_empty() {
         text.push_str(&upgrade);
         text.push('\n');
     }
-    let downgrade = parts.downgrade.as_deref().map(normalise_section);
+    let downgrade = parts.downgrade_sql.as_deref().map(normalise_section);
     if let Some(downgrade) = &downgrade {
         text.push_str("\n-- migrate:downgrade\n");
         if !downgrade.is_empty() {
@@ -143,10 +134,13 @@ pub fn render(parts: &RevisionText) -> Result<String, WriteError> {
     }
 
     let back = parse_migration(&text).map_err(|_| WriteError::DoesNotReadBack { field: "text" })?;
-    let checks: [(&'static str, bool); 8] = [
+    let create_date = parts.create_date.as_deref().map(str::trim).filter(|d| !d.is_empty());
+    let checks: [(&'static str, bool); 10] = [
         ("message", back.message == message),
         ("revision id", back.revision_id == parts.revision_id),
-        ("parents", back.down_revisions == parts.parents),
+        ("parents", back.down_revisions == parts.down_revisions),
+        ("create date", back.create_date.as_deref() == create_date),
+        ("Allow lines", back.allow.iter().eq(parts.allow.iter().map(|line| line.trim()))),
         ("branch labels", back.branch_labels == parts.branch_labels),
         ("dependencies", back.depends_on == parts.depends_on),
         ("transactional flag", back.transactional == parts.transactional),

@@ -1,4 +1,4 @@
-//! Registering migration files: migrate_load(), migrate_load_dir(), migrate_merge().
+//! Registering migration files: migrate_load(), migrate_load_dir().
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -338,35 +338,4 @@ fn validate_sql(file: &MigrationFile, source_file: Option<&str>) {
             }
         }
     }
-}
-
-/// Create a revision that merges several heads, as `alembic merge` does.
-#[pg_extern(volatile)]
-#[search_path(pg_catalog, pg_temp)]
-fn migrate_merge(revisions: Vec<Option<String>>, message: default!(&str, "'merge heads'")) -> String {
-    let (parents, id) = Spi::connect(|client| {
-        let loaded = store::load_graph(client);
-        let inputs: Vec<&str> = revisions.iter().flatten().map(String::as_str).collect();
-        let parents = loaded.graph.merge_parents(&inputs).unwrap_or_else(|e| raise_graph_error(&e));
-        let id = loop {
-            let candidate: String = client
-                .select("SELECT pg_catalog.left(pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', ''), 12)", None, &[])
-                .and_then(|rows| rows.first().get_one())
-                .or_raise("generate a revision id")
-                .unwrap_or_default();
-            if loaded.graph.get(&candidate).is_none() {
-                break candidate;
-            }
-        };
-        (parents, id)
-    });
-    // The message becomes the file's first header line, where the parser
-    // refuses control characters.
-    let message: String = message.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect();
-    let source = format!(
-        "-- {message}\n--\n-- Revision ID: {id}\n-- Revises: {}\n\n-- migrate:upgrade\n\n-- migrate:downgrade\n",
-        parents.join(", ")
-    );
-    load_sources(vec![Source { text: source, file: None }], false, "merge");
-    id
 }

@@ -3,9 +3,13 @@
 
 pub mod alembic;
 pub mod apply;
+pub mod authoring;
 pub mod check;
 pub mod inspect;
 pub mod load;
+pub mod ranges;
 pub mod roundtrip;
 pub mod scripts;
+mod authoring_tests;
+mod test_support;
 mod tests;

@@ -403,62 +403,92 @@ fn drop_invalid_index(client: &SpiClient<'_>, statement: &str) -> Option<String>
 }
 
 /// The script that would run, for review or for running later with
-/// `psql -v ON_ERROR_STOP=1 -f script.sql` (Alembic's `upgrade --sql`).
+/// `psql -v ON_ERROR_STOP=1 -f script.sql` (Alembic's `upgrade --sql`);
+/// `from:to` makes it for a range, from the graph alone.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn migrate_sql(target: default!(&str, "'head'"), direction: default!(&str, "'upgrade'")) -> String {
+    // No target has a colon (identifiers cannot), so 'from:to' is a range.
+    if target.contains(':') {
+        return super::ranges::range_script(target, direction);
+    }
     Spi::connect(|client| {
         let (loaded, steps, direction) = steps_for(client, target, direction);
-        let database: String = client
-            .select("SELECT pg_catalog.current_database()::pg_catalog.text", None, &[])
-            .and_then(|rows| rows.first().get_one())
-            .or_raise("read the database name")
-            .unwrap_or_default();
-        let mut script = format!(
-            "{}\n-- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>\n\n",
-            sql_comment(&format!(
-                "pg_migrate offline script: {} to '{target}' ({} revisions), made from database {database}",
-                direction.as_str(),
-                steps.len()
-            ))
-        );
-        if steps.is_empty() {
-            script.push_str("-- Nothing to do.\n");
-            return script;
-        }
-        script.push_str("SELECT migrate.lock();\n\nBEGIN;\n\n");
-        let mut in_transaction = true;
-        for revision in planned(client, &loaded, &steps) {
-            let banner = step_banner(revision.step, &revision.node.message);
-            let transactional = revision.node.transactional;
-            if transactional != in_transaction {
-                script.push_str(if transactional { "BEGIN;\n\n" } else { "COMMIT;\n\n" });
-                in_transaction = transactional;
-            }
-            let outside = if transactional { "" } else { " (outside a transaction)" };
-            script.push_str(&format!(
-                "{}\nSELECT {};\n\n",
-                sql_comment(&format!("{banner}{outside}")),
-                call("begin_step", &revision, "")
-            ));
-            for statement in &revision.statements {
-                pgrx::check_for_interrupts!();
-                script.push_str(statement);
-                script.push_str(";\n\n");
-            }
-            script.push_str(&format!("SELECT {};\n\n", call("end_step", &revision, "sql")));
-        }
-        if in_transaction {
-            script.push_str("COMMIT;\n\n");
-        }
-        script.push_str("SELECT migrate.unlock();\n");
-        script
+        offline_script(client, &loaded, &steps, direction, &format!("to '{target}'"))
     })
+}
+
+/// "1 revision", "3 revisions".
+fn revisions_count(count: usize) -> String {
+    if count == 1 { "1 revision".to_string() } else { format!("{count} revisions") }
+}
+
+/// The offline script of `steps`: consecutive transactional revisions share
+/// one transaction, a non-transactional one runs outside any. `destination`
+/// says where it goes ("to 'head'"), for the header.
+pub(crate) fn offline_script(
+    client: &SpiClient<'_>,
+    loaded: &LoadedGraph,
+    steps: &[Step],
+    direction: Direction,
+    destination: &str,
+) -> String {
+    let database: String = client
+        .select("SELECT pg_catalog.current_database()::pg_catalog.text", None, &[])
+        .and_then(|rows| rows.first().get_one())
+        .or_raise("read the database name")
+        .unwrap_or_default();
+    let mut script = format!(
+        "{}\n-- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>\n\n",
+        sql_comment(&format!(
+            "pg_migrate offline script: {} {destination} ({}), made from database {database}",
+            direction.as_str(),
+            revisions_count(steps.len())
+        ))
+    );
+    if steps.is_empty() {
+        script.push_str("-- Nothing to do.\n");
+        return script;
+    }
+    script.push_str("SELECT migrate.lock();\n\n");
+    let mut in_transaction = false;
+    for revision in planned(client, loaded, steps) {
+        let banner = step_banner(revision.step, &revision.node.message);
+        let transactional = revision.node.transactional;
+        if transactional != in_transaction {
+            script.push_str(if transactional { "BEGIN;\n\n" } else { "COMMIT;\n\n" });
+            in_transaction = transactional;
+        }
+        let outside = if transactional { "" } else { " (outside a transaction)" };
+        script.push_str(&format!(
+            "{}\nSELECT {};\n\n",
+            sql_comment(&format!("{banner}{outside}")),
+            call("begin_step", &revision, "")
+        ));
+        for statement in &revision.statements {
+            pgrx::check_for_interrupts!();
+            script.push_str(statement);
+            script.push_str(";\n\n");
+        }
+        script.push_str(&format!("SELECT {};\n\n", call("end_step", &revision, "sql")));
+    }
+    if in_transaction {
+        script.push_str("COMMIT;\n\n");
+    }
+    script.push_str("SELECT migrate.unlock();\n");
+    script
 }
 
 #[cfg(test)]
 mod comment_tests {
-    use super::sql_comment;
+    use super::{revisions_count, sql_comment};
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(revisions_count(0), "0 revisions");
+        assert_eq!(revisions_count(1), "1 revision");
+        assert_eq!(revisions_count(2), "2 revisions");
+    }
 
     #[test]
     fn a_comment_cannot_be_ended_by_its_text() {

@@ -41,7 +41,7 @@ def test_merge_refuses_a_revision_with_its_own_ancestor(db):
         load(conn, revision("dddd00000011", "SELECT 1;"),
              revision("dddd00000012", "SELECT 1;", revises="dddd00000011"),
              revision("dddd00000013", "SELECT 1;", revises="dddd00000011"))
-        error = refused(conn, "SELECT migrate_merge(ARRAY['dddd00000012', 'dddd00000011'])", "22023")
+        error = refused(conn, "SELECT revision FROM migrate_merge(ARRAY['dddd00000012', 'dddd00000011'])", "22023")
         assert "ancestor" in error.diag.message_primary, error
         assert scalar(conn, "SELECT count(*) FROM migrate.revisions") == 3
 
@@ -51,8 +51,8 @@ def test_merge_refuses_heads_that_are_already_merged(db):
         load(conn, revision("dddd00000021", "SELECT 1;"),
              revision("dddd00000022", "SELECT 1;", revises="dddd00000021"),
              revision("dddd00000023", "SELECT 1;", revises="dddd00000021"))
-        merge = scalar(conn, "SELECT migrate_merge(ARRAY['dddd00000022', 'dddd00000023'])")
-        error = refused(conn, "SELECT migrate_merge(ARRAY['dddd00000022', 'dddd00000023'])", "42710")
+        merge = scalar(conn, "SELECT revision FROM migrate_merge(ARRAY['dddd00000022', 'dddd00000023'])")
+        error = refused(conn, "SELECT revision FROM migrate_merge(ARRAY['dddd00000022', 'dddd00000023'])", "42710")
         assert "already merged" in error.diag.message_primary and merge in error.diag.message_primary, error
         assert scalar(conn, "SELECT count(*) FROM migrate.revisions") == 4
 

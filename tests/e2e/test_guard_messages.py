@@ -77,7 +77,8 @@ def test_lock_queue_terminates_idle_holders_and_cancels_active_ones(db, conn):
     assert scalar(conn, "SELECT pg_cancel_backend(%s)", (idle_pid,))  # does nothing to an idle session
     time.sleep(0.2)
     assert scalar(conn, "SELECT state FROM pg_stat_activity WHERE pid = %s", (idle_pid,)) == "idle in transaction"
-    assert scalar(conn, "SELECT pg_terminate_backend(%s)", (idle_pid,))
+    # With a timeout it returns once the backend is gone, so its lock is released too.
+    assert scalar(conn, "SELECT pg_terminate_backend(%s, 10000)", (idle_pid,))
     conn.execute("ALTER TABLE idle_t ADD COLUMN note text")
     idle.close()
 

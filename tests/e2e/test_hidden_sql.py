@@ -88,6 +88,6 @@ def test_a_merge_message_with_control_characters_is_made_safe(db):
              revision("cccc00000005", "SELECT 1;"),
              revision("cccc00000006", "SELECT 1;", revises="cccc00000005"),
              revision("cccc00000007", "SELECT 1;", revises="cccc00000005"))
-        merge = scalar(conn, "SELECT migrate_merge(ARRAY['cccc00000006', 'cccc00000007'], %s)", (SMUGGLED,))
+        merge = scalar(conn, "SELECT revision FROM migrate_merge(ARRAY['cccc00000006', 'cccc00000007'], %s)", (SMUGGLED,))
         message = scalar(conn, "SELECT message FROM migrate.revisions WHERE revision_id = %s", (merge,))
         assert "\r" not in message and "CREATE TABLE smuggled" in message

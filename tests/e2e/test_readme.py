@@ -10,6 +10,7 @@ session must raise exactly those errors, in that order, and no other.
 import os
 import re
 import subprocess
+import tempfile
 
 import psycopg
 import pytest
@@ -37,7 +38,8 @@ def psql(dbname, script, env_options="", **kwargs):
     args = ["psql", "-X", "-h", "127.0.0.1", "-p", str(README_PORT), "-U", "postgres", "-d", dbname,
             "-v", f"migrations={MIGRATIONS}", "-v", "VERBOSITY=verbose"] + kwargs.get("extra", [])
     env = dict(os.environ, PGOPTIONS=env_options)
-    return subprocess.run(args, input=script, capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(args, input=script, capture_output=True, text=True, timeout=600, env=env,
+                          cwd=kwargs.get("cwd"))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,10 @@ def test_readme_walkthrough_runs_as_written(demo_database):
     # at the first error, but an interactive session goes on. Every error is
     # counted below, so an unexpected one still fails the test.
     runnable = re.sub(r"^\\set ON_ERROR_STOP on\s*$", "", script, flags=re.M)
-    result = psql(demo_database, runnable)
+    # Files the walkthrough saves (\o :file_name) land in psql's directory.
+    with tempfile.TemporaryDirectory() as folder:
+        result = psql(demo_database, runnable, cwd=folder)
+        saved = {name: open(os.path.join(folder, name)).read() for name in os.listdir(folder)}
     actual = re.findall(r"^(?:psql:[^\n]*?: )?ERROR:  ([0-9A-Z]{5}): ", result.stderr, re.M)
     expected = expected_errors(script)
     assert actual == expected, (
@@ -74,3 +79,9 @@ def test_readme_walkthrough_runs_as_written(demo_database):
         f"--- stderr ---\n{result.stderr}\n--- stdout (tail) ---\n{result.stdout[-4000:]}"
     )
     assert "FATAL" not in result.stderr and "server closed the connection" not in result.stderr
+    # Each file saved from psql is exactly the text that was loaded.
+    assert saved, "the walkthrough saves the files it writes"
+    with psycopg.connect(f"host=127.0.0.1 port={README_PORT} user=postgres dbname={demo_database}") as conn:
+        for name, text in saved.items():
+            stored = conn.execute("SELECT source FROM migrate.revisions WHERE source_file = %s", (name,)).fetchone()
+            assert stored is not None and stored[0] == text, name

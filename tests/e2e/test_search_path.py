@@ -329,11 +329,16 @@ def test_nothing_planted_in_public_runs(owned_db, path):
             f.write(R4)
         os.chmod(os.path.join(folder, "ad0000000004_others.sql"), 0o644)
         conn.execute("SELECT * FROM migrate_load_dir(%s)", (folder,)).fetchall()
-    merged = conn.execute("SELECT migrate_merge(ARRAY['ad0000000003', 'ad0000000004'])").fetchone()[0]
+    merged = conn.execute("SELECT revision FROM migrate_merge(ARRAY['ad0000000003', 'ad0000000004'])").fetchone()[0]
+    # Writing a revision, and taking it back out.
+    written = conn.execute("SELECT revision FROM migrate_revision('written here', 'SELECT 1;')").fetchone()[0]
+    conn.execute("SELECT * FROM migrate_unload(%s)", (written,)).fetchall()
 
     # Reading.
     for sql in ["SELECT * FROM migrate_heads()", "SELECT * FROM migrate_branches()",
                 "SELECT * FROM migrate_history()", "SELECT * FROM migrate_current()",
+                "SELECT * FROM migrate_history('ad0000000001:')", "SELECT * FROM migrate_history_verbose(':ad0000000002')",
+                "SELECT migrate_sql('ad0000000001:head')", "SELECT migrate_sql('head:base', 'downgrade')",
                 "SELECT * FROM migrate_show('ad0000000001')", "SELECT * FROM migrate_verify()",
                 "SELECT * FROM migrate_review('head')", "SELECT * FROM migrate_plan('head')",
                 "SELECT * FROM migrate_guard_check('ALTER TABLE bf ADD COLUMN z pg_catalog.text NOT NULL; DROP TABLE bf')",

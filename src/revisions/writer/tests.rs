@@ -1,14 +1,14 @@
 use super::*;
 
-fn parts(message: &str) -> RevisionText {
-    RevisionText {
+fn parts(message: &str) -> MigrationFile {
+    MigrationFile {
         revision_id: "3f2a9c1e7b10".into(),
         message: message.into(),
-        parents: vec!["9b1d77aa0c42".into()],
+        down_revisions: vec!["9b1d77aa0c42".into()],
         create_date: Some("2026-12-02 11:00:00.000000+00:00".into()),
         transactional: true,
-        upgrade: "CREATE TABLE t (id int);".into(),
-        downgrade: Some("DROP TABLE t;".into()),
+        upgrade_sql: "CREATE TABLE t (id int);".into(),
+        downgrade_sql: Some("DROP TABLE t;".into()),
         ..Default::default()
     }
 }
@@ -25,7 +25,7 @@ fn what_is_written_reads_back_exactly() {
         let back = parse_migration(&text).unwrap();
         assert_eq!(back.message, message.trim());
         assert_eq!(back.revision_id, p.revision_id);
-        assert_eq!(back.down_revisions, p.parents);
+        assert_eq!(back.down_revisions, p.down_revisions);
         assert_eq!(back.branch_labels, p.branch_labels);
         assert_eq!(back.depends_on, p.depends_on);
         assert!(!back.transactional);
@@ -39,13 +39,13 @@ fn what_is_written_reads_back_exactly() {
 #[test]
 fn a_root_has_an_empty_revises_and_no_downgrade_means_none() {
     let mut p = parts("root");
-    p.parents.clear();
-    p.downgrade = None;
+    p.down_revisions.clear();
+    p.downgrade_sql = None;
     let text = render(&p).unwrap();
     assert!(text.contains("-- Revises:\n"), "{text}");
     assert!(!text.contains("migrate:downgrade"), "{text}");
     assert_eq!(parse_migration(&text).unwrap().downgrade_sql, None);
-    p.downgrade = Some(String::new());
+    p.downgrade_sql = Some(String::new());
     assert_eq!(parse_migration(&render(&p).unwrap()).unwrap().downgrade_sql.as_deref(), Some(""));
 }
 
@@ -60,14 +60,14 @@ fn control_characters_and_bad_parts_are_refused() {
     assert!(matches!(render(&p), Err(WriteError::InvalidIdentifier(_))));
     assert!(matches!(render(&parts("Revises: abc")), Err(WriteError::DoesNotReadBack { .. })));
     let mut p = parts("x");
-    p.upgrade = "SELECT 1;\n-- migrate:downgrade\nSELECT 2;".into();
+    p.upgrade_sql = "SELECT 1;\n-- migrate:downgrade\nSELECT 2;".into();
     assert!(matches!(render(&p), Err(WriteError::DoesNotReadBack { .. })));
 }
 
 #[test]
 fn sections_are_normalised_as_the_parser_reads_them() {
     let mut p = parts("x");
-    p.upgrade = "\n\r\nSELECT 1;\r\nSELECT 2;\n\n".into();
+    p.upgrade_sql = "\n\r\nSELECT 1;\r\nSELECT 2;\n\n".into();
     let back = parse_migration(&render(&p).unwrap()).unwrap();
     assert_eq!(back.upgrade_sql, "SELECT 1;\nSELECT 2;");
 }
