@@ -34,7 +34,7 @@ stop:
 ## backfill planner): seconds, no PostgreSQL needed. make test runs them too.
 ## guard::tests are #[pg_test]s (SQL text through the server's parser): make test runs them.
 unit:
-	cargo test --lib -- revisions:: guard:: backfill:: format:: pg_report:: --skip guard::tests::
+	cargo test --lib -- revisions:: guard:: backfill:: format:: pg_report:: autogen:: --skip guard::tests::
 
 ## make test: unit + #[pg_test] tests, then end-to-end tests on a scratch cluster.
 test: setup

@@ -17,9 +17,10 @@ scripts/venv.sh "alembic==1.20.1" "SQLAlchemy==2.1.9" "Mako==1.4.3" "psycopg2-bi
 # connection; both sides of every ratio run with the same setting.
 scripts/cluster.sh start bench "$PORT" max_locks_per_transaction=1024 shared_buffers=512MB
 trap 'scripts/cluster.sh stop bench' EXIT
-# BENCH=revisions, load, backfill, guard or squawk runs one part only.
+# BENCH=revisions, load, autogen, backfill, guard or squawk runs one part only.
 case "${BENCH:-all}" in all|revisions) BENCH_PORT=$PORT .venv/bin/python bench/bench_revisions.py ;; esac
 case "${BENCH:-all}" in all|load) BENCH_PORT=$PORT .venv/bin/python bench/bench_load.py ;; esac
+case "${BENCH:-all}" in all|autogen) BENCH_PORT=$PORT .venv/bin/python bench/bench_autogen.py ;; esac
 case "${BENCH:-all}" in all|backfill) BENCH_PORT=$PORT .venv/bin/python bench/bench_backfill.py ;; esac
 case "${BENCH:-all}" in
 all|guard)

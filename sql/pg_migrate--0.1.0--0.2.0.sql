@@ -374,6 +374,36 @@ STRICT VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'review_pending_wrapper';
 
+-- ==== Issue 13: autogenerate and check (h/autogen) ====
+-- migrate_check compares the live schema with the desired DDL; migrate_autogenerate
+-- writes and loads the revisions. Their COMMENTs are set by the descriptions below.
+CREATE  FUNCTION "migrate_check"(
+	"desired" TEXT, /* Option < & str > */
+	"schema" TEXT DEFAULT 'public', /* Option < & str > */
+	"strict" bool DEFAULT false /* Option < bool > */
+) RETURNS TABLE (
+	"object" TEXT,  /* String */
+	"difference" TEXT  /* String */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_check_wrapper';
+
+CREATE  FUNCTION "migrate_autogenerate"(
+	"message" TEXT, /* Option < & str > */
+	"desired" TEXT, /* Option < & str > */
+	"schema" TEXT DEFAULT 'public' /* Option < & str > */
+) RETURNS TABLE (
+	"revision" TEXT,  /* String */
+	"transactional" bool,  /* bool */
+	"source" TEXT  /* String */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_autogenerate_wrapper';
+
 -- ==== Issue 14: coming from Alembic (h/alembic) ====
 -- migrate_adopt_alembic() stamps what an Alembic version table says is applied,
 -- records an 'adopt' event, and can keep that table at the applied heads (a
@@ -610,6 +640,9 @@ BEGIN
         -- The guard.
         ('migrate_guard_check', 'What the DDL guard would say about a statement or script, without running it: rule, level, SQLSTATE, message, detail, hint.'),
         ('migrate_review', 'What the DDL guard would say about the revisions an upgrade to target would apply, before running them.'),
+        -- Autogenerate.
+        ('migrate_check', 'Compare the live schema with the desired DDL: one row (object, difference) per difference, none when equal; strict raises 42P15 instead (for CI).'),
+        ('migrate_autogenerate', 'Write and load (not apply) the revisions that take the live schema to the desired DDL and back, in their safe forms, reviewed by the guard.'),
         ('migrate.guard_ddl_start', 'Event trigger function (ddl_command_start): checks each DDL statement against the guard''s rules.'),
         ('migrate.guard_table_rewrite', 'Event trigger function (table_rewrite): refuses a rewrite of a large table that other sessions use.'),
         ('migrate.guard_sql_drop', 'Event trigger function (sql_drop): refuses a command that dropped, by cascade or without naming them, tables with rows or columns with data.'),

@@ -40,6 +40,9 @@ BEGIN
         -- The guard.
         ('migrate_guard_check', 'What the DDL guard would say about a statement or script, without running it: rule, level, SQLSTATE, message, detail, hint.'),
         ('migrate_review', 'What the DDL guard would say about the revisions an upgrade to target would apply, before running them.'),
+        -- Autogenerate.
+        ('migrate_check', 'Compare the live schema with the desired DDL: one row (object, difference) per difference, none when equal; strict raises 42P15 instead (for CI).'),
+        ('migrate_autogenerate', 'Write and load (not apply) the revisions that take the live schema to the desired DDL and back, in their safe forms, reviewed by the guard.'),
         ('migrate.guard_ddl_start', 'Event trigger function (ddl_command_start): checks each DDL statement against the guard''s rules.'),
         ('migrate.guard_table_rewrite', 'Event trigger function (table_rewrite): refuses a rewrite of a large table that other sessions use.'),
         ('migrate.guard_sql_drop', 'Event trigger function (sql_drop): refuses a command that dropped, by cascade or without naming them, tables with rows or columns with data.'),

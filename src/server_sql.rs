@@ -109,6 +109,14 @@ fn raw_parse(sql: &str) -> Result<*mut pg_sys::List, SyntaxError> {
     })
 }
 
+/// The raw statements of `sql` (each with its location and length), for the
+/// callers that read or change the parse tree itself (autogenerate's desired DDL).
+pub fn parse_raw_statements(sql: &str) -> Result<Vec<*mut pg_sys::RawStmt>, SyntaxError> {
+    let list = raw_parse(sql)?;
+    // SAFETY: raw_parser returns a List of RawStmt.
+    Ok(unsafe { PgList::<pg_sys::RawStmt>::from_pg(list) }.iter_ptr().collect())
+}
+
 /// The raw parse trees of the statements in `sql`, for shape checks.
 pub fn parse_nodes(sql: &str) -> Result<Vec<*mut pg_sys::Node>, SyntaxError> {
     let list = raw_parse(sql)?;

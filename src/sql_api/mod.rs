@@ -4,6 +4,7 @@
 pub mod alembic;
 pub mod apply;
 pub mod authoring;
+pub mod autogen;
 pub mod check;
 pub mod inspect;
 pub mod load;
