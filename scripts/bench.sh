@@ -14,7 +14,7 @@ echo "==> release build of the extension, into its own tree (target/pg/bench)"
 PGTREE_PROFILE=release scripts/pgtree.sh install bench
 PG_BIN=$(scripts/pgtree.sh bindir bench)
 export PG_BIN
-scripts/venv.sh "alembic==1.20.1" "psycopg2-binary==2.9.13"
+scripts/venv.sh "alembic==1.20.1" "SQLAlchemy==2.1.9" "Mako==1.4.3" "psycopg2-binary==2.9.13"
 
 # 5,000 DROPs in one transaction need more lock slots than the default 64 per
 # connection; both sides of every ratio run with the same setting.

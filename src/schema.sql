@@ -135,7 +135,7 @@ CREATE TRIGGER applied_heads_truncate AFTER TRUNCATE ON migrate.revisions
 CREATE TABLE migrate.events (
     event_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     occurred_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update', 'absorb')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
+    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update', 'absorb', 'adopt')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
     revision_id  text,
     checksum     text,
     duration     interval,
@@ -147,7 +147,7 @@ CREATE TABLE migrate.events (
     xid          xid8 DEFAULT pg_catalog.pg_current_xact_id()
 );
 COMMENT ON TABLE migrate.events IS 'Append-only log of every upgrade, downgrade, stamp and load';
-COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, update (of the extension itself; detail names the versions), or absorb (drift absorbed into a revision or by hand; detail says which)';
+COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, update (of the extension itself; detail names the versions), absorb (drift absorbed into a revision or by hand; detail says which), or adopt (of an Alembic version table; detail names it and its heads)';
 CREATE INDEX events_revision_id_idx ON migrate.events (revision_id);
 
 CREATE FUNCTION migrate.events_are_append_only() RETURNS trigger
