@@ -28,6 +28,10 @@ import psycopg
 from benchdb import PORT, dsn, fresh_db
 
 SIZES = [int(n) for n in os.environ.get("BENCH_REVISIONS", "1000,5000").split(",")]
+# The branchy graph: this many revisions in BRANCHES labelled branches (0: skip it).
+BRANCHY = int(os.environ.get("BENCH_BRANCHY", "2000"))
+BRANCHES = 20
+MERGE_EVERY = 20  # every 20th revision of a branch also merges the next branch's line
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))  # median of this many runs, each on a fresh database
 VENV = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +70,19 @@ def psql_stdin(db, text, single=False):
                     "-U", "postgres", "-d", db, *(["-1"] if single else [])], input=text, text=True, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def psql_stdin_memory(db, text):
+    """Run `text` in one psql session, then read that backend's private memory
+    (RssAnon, kB) from its own /proc/self/status. Returns (seconds, kB)."""
+    tail = "\\pset format unaligned\n\\pset tuples_only on\nSELECT pg_catalog.pg_read_file('/proc/self/status');\n"
+    start = time.perf_counter()
+    out = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(PORT),
+                          "-U", "postgres", "-d", db], input=text + "\n" + tail, text=True, check=True,
+                         capture_output=True).stdout
+    elapsed = time.perf_counter() - start
+    rss = next((int(line.split()[1]) for line in out.splitlines() if line.startswith("RssAnon:")), 0)
+    return elapsed, rss
 
 
 def psql_autocommit(db, path):
@@ -124,6 +141,92 @@ def alembic(root, *args):
     return time.perf_counter() - start
 
 
+def branchy_graph(n):
+    """(id, parents, labels) in an order that puts parents first: BRANCHES lines of
+    n / BRANCHES revisions, each with its own base and label; every MERGE_EVERY-th
+    revision of line k also revises line k+1's previous revision, so the lines
+    cross-merge while each keeps its own head (BRANCHES heads)."""
+    length = n // BRANCHES
+    name = lambda k, i: f"b{k:02d}_{i:05d}"  # noqa: E731
+    nodes = []
+    for i in range(length):
+        for k in range(BRANCHES):
+            parents = [name(k, i - 1)] if i else []
+            if i and i % MERGE_EVERY == 0:
+                parents.append(name((k + 1) % BRANCHES, i - 1))
+            nodes.append((name(k, i), parents, [f"line{k:02d}"] if i == 0 else []))
+    return nodes
+
+
+def bench_branchy(n, work):
+    nodes = branchy_graph(n)
+    table = lambda rid: f"bench_{rid}"  # noqa: E731
+    up = lambda rid: f"CREATE TABLE {table(rid)} (id bigint CONSTRAINT {table(rid)}_pkey PRIMARY KEY, payload text);"  # noqa: E731
+    directory = work / f"branchy{n}"
+    directory.mkdir()
+    for rid, parents, labels in nodes:
+        label_line = f"-- Branch Labels: {', '.join(labels)}\n" if labels else ""
+        (directory / f"{rid}.sql").write_text(
+            f"-- create {table(rid)}\n--\n-- Revision ID: {rid}\n-- Revises: {', '.join(parents)}\n{label_line}\n"
+            f"-- migrate:upgrade\n{up(rid)}\n\n-- migrate:downgrade\nDROP TABLE {table(rid)};\n")
+    script = work / f"branchy{n}.sql"
+    script.write_text("\n".join(up(rid) for rid, _, _ in nodes) + "\n")
+
+    project = work / f"alembic_branchy{n}"
+    alembic_project(project, 0, "bench_alembic")
+    for rid, parents, labels in nodes:
+        down = "None" if not parents else repr(parents[0]) if len(parents) == 1 else repr(tuple(parents))
+        (project / "versions" / f"{rid}.py").write_text(
+            f"from alembic import op\nrevision = {rid!r}\ndown_revision = {down}\n"
+            f"branch_labels = {tuple(labels) if labels else None!r}\ndepends_on = None\n"
+            f"def upgrade():\n    op.execute({up(rid)!r})\n"
+            f"def downgrade():\n    op.execute('DROP TABLE {table(rid)}')\n")
+
+    runs = {key: [] for key in ("floor_up", "floor_commit", "pgm_up", "pgm_plan", "history", "current", "heads",
+                                "al_up", "al_history", "al_heads", "al_current")}
+    for _ in range(REPEAT):
+        fresh_db("bench_floor", extension=False)
+        runs["floor_up"].append(psql_file("bench_floor", script))
+        fresh_db("bench_floor", extension=False)
+        runs["floor_commit"].append(psql_autocommit("bench_floor", script))
+
+        fresh_db("bench_pgm")
+        with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
+            conn.execute("SELECT count(*) FROM migrate_load_dir(%s)", (str(directory),))
+        runs["pgm_up"].append(psql_command("bench_pgm", "SELECT count(*) FROM migrate_upgrade('heads')"))
+        with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
+            for key, f in (("history", "migrate_history"), ("current", "migrate_current"), ("heads", "migrate_heads")):
+                runs[key].append(median_ms(conn, f"SELECT * FROM {f}()") / 1000)
+            heads = conn.execute("SELECT count(*) FROM migrate_current()").fetchone()[0]
+        fresh_db("bench_pgm")
+        with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
+            conn.execute("SELECT count(*) FROM migrate_load_dir(%s)", (str(directory),))
+        runs["pgm_plan"].append(psql_stdin("bench_pgm", "SELECT * FROM migrate_plan('heads') \\gexec\n"))
+
+        fresh_db("bench_alembic", extension=False)
+        runs["al_up"].append(alembic(project, "upgrade", "heads"))
+        runs["al_current"].append(alembic(project, "current"))
+        runs["al_heads"].append(alembic(project, "heads"))
+        runs["al_history"].append(alembic(project, "history"))
+    m = {key: statistics.median(values) for key, values in runs.items()}
+    m["n"], m["heads_applied"] = len(nodes), heads
+    return m
+
+
+def print_branchy(m):
+    print(f"\nBranchy graph: {m['n']} revisions in {BRANCHES} labelled lines, cross-merged every "
+          f"{MERGE_EVERY} revisions, {m['heads_applied']} applied heads (median of {REPEAT})")
+    print(f"{'operation':<30} | {'pg_migrate':>10} | {'raw':>10} | {'ratio':>6} | {'Alembic':>10} | {'Alembic/pgm':>11}")
+    for op, pgm, raw, al in (("upgrade heads, one transaction", m["pgm_up"], m["floor_up"], m["al_up"]),
+                             ("upgrade heads, psql plan", m["pgm_plan"], m["floor_commit"], m["al_up"]),
+                             ("history", m["history"], None, m["al_history"]),
+                             ("current", m["current"], None, m["al_current"]),
+                             ("heads", m["heads"], None, m["al_heads"])):
+        shown = lambda v: f"{'-':>10}" if v is None else (f"{v * 1000:>7.1f} ms" if v < 1 else f"{v:>8.2f} s")  # noqa: E731
+        ratio = f"{pgm / raw:>5.2f}x" if raw else f"{'-':>6}"
+        print(f"{op:<30} | {shown(pgm)} | {shown(raw)} | {ratio} | {shown(al)} | {al / pgm:>10.1f}x")
+
+
 def bench(n, work):
     chain = work / f"chain{n}"
     chain.mkdir()
@@ -137,7 +240,7 @@ def bench(n, work):
     runs = {key: [] for key in ("floor_up", "floor_down", "pgm_up", "pgm_down", "al_up", "al_current", "al_down",
                                 "floor_commit", "floor_commit_down", "pgm_plan", "pgm_plan_down",
                                 "pgm_sql_make", "pgm_sql_run", "al_sql", "al_heads", "al_history",
-                                "load_local", "load_local_script")}
+                                "load_local", "load_local_script", "load_dir", "rss_load", "rss_plan")}
     reads = {}
     for _ in range(REPEAT):
         # Floor: the same SQL in one psql transaction.
@@ -148,7 +251,9 @@ def bench(n, work):
         # pg_migrate, in psql, as a DBA would run it.
         fresh_db("bench_pgm")
         with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
+            start = time.perf_counter()
             conn.execute("SELECT count(*) FROM migrate_load_dir(%s)", (str(chain),))
+            runs["load_dir"].append(time.perf_counter() - start)
         runs["pgm_up"].append(psql_command("bench_pgm", "SELECT count(*) FROM migrate_upgrade('head')"))
         with psycopg.connect(dsn("bench_pgm"), autocommit=True) as conn:
             for f in ("migrate_history", "migrate_heads", "migrate_current"):
@@ -166,8 +271,12 @@ def bench(n, work):
         loader = subprocess.run([str(ROOT / "scripts/migrate-load-local"), str(chain)],
                                 capture_output=True, text=True, check=True).stdout
         runs["load_local_script"].append(time.perf_counter() - start)
-        runs["load_local"].append(runs["load_local_script"][-1] + psql_stdin("bench_pgm", loader))
-        runs["pgm_plan"].append(psql_stdin("bench_pgm", "SELECT * FROM migrate_plan('head') \\gexec\n"))
+        elapsed, rss = psql_stdin_memory("bench_pgm", loader)
+        runs["load_local"].append(runs["load_local_script"][-1] + elapsed)
+        runs["rss_load"].append(rss)
+        elapsed, rss = psql_stdin_memory("bench_pgm", "SELECT * FROM migrate_plan('head') \\gexec\n")
+        runs["pgm_plan"].append(elapsed)
+        runs["rss_plan"].append(rss)
         runs["pgm_plan_down"].append(
             psql_stdin("bench_pgm", "SELECT * FROM migrate_plan('base', 'downgrade') \\gexec\n"))
 
@@ -199,11 +308,57 @@ def bench(n, work):
     }
 
 
+def summary(results):
+    """One table for every operation: pg_migrate, its floor (raw psql) and Alembic."""
+    def rows(r):
+        m, reads = r["m"], r["reads"]
+        ms = lambda name: reads.get(name, 0.0) / 1000  # noqa: E731 (seconds, like the rest)
+        return [
+            ("upgrade, one transaction", m["pgm_up"], m["floor_up"], m["al_up"]),
+            ("upgrade, psql plan", m["pgm_plan"], m["floor_commit"], m["al_up"]),
+            ("downgrade, one transaction", m["pgm_down"], m["floor_down"], m["al_down"]),
+            ("downgrade, psql plan", m["pgm_plan_down"], m["floor_commit_down"], m["al_down"]),
+            ("load, migrate_load_dir", m["load_dir"], m["floor_up"], None),
+            ("load, migrate_load per file", m["load_local"], m["floor_up"], None),
+            ("migrate-load-local alone", m["load_local_script"], None, None),
+            ("offline script, made", m["pgm_sql_make"], None, m["al_sql"]),
+            ("offline script, run by psql", m["pgm_sql_run"], m["floor_up"], None),
+            ("current", ms("migrate_current"), None, m["al_current"]),
+            ("history", ms("migrate_history"), None, m["al_history"]),
+            ("heads", ms("migrate_heads"), None, m["al_heads"]),
+        ]
+
+    def cell(value, width=9):
+        if value is None:
+            return f"{'-':>{width}}"
+        return f"{value * 1000:>{width - 3}.1f} ms" if value < 1 else f"{value:>{width - 2}.2f} s"
+
+    print(f"\nSummary: pg_migrate / raw psql / Alembic 1.20 (median of {REPEAT}; raw = psql -1 for one "
+          "transaction and loading, psql committing each statement for the plans; reads in session, "
+          "Alembic's as commands)")
+    print(f"{'operation':<30} | {'N':>5} | {'pg_migrate':>10} | {'raw':>10} | {'ratio':>6} | {'Alembic':>10} | "
+          f"{'Alembic/pgm':>11} | {'growth':>6}")
+    first = rows(results[0])
+    for r in results:
+        for (op, pgm, raw, al), (_, pgm0, _, _) in zip(rows(r), first):
+            ratio = f"{pgm / raw:>5.2f}x" if raw else f"{'-':>6}"
+            versus = f"{al / pgm:>10.1f}x" if al and pgm else f"{'-':>11}"
+            growth = f"x{pgm / pgm0:>5.1f}" if r is not results[0] and pgm0 else f"{'':>6}"
+            print(f"{op:<30} | {r['n']:>5} | {cell(pgm, 10)} | {cell(raw, 10)} | {ratio} | {cell(al, 10)} | "
+                  f"{versus} | {growth}")
+    print("\nBackend private memory (RssAnon) at the end of the session")
+    for r in results:
+        m = r["m"]
+        print(f"{r['n']:>9} revisions: after loading file by file {m['rss_load'] / 1024:.1f} MiB, "
+              f"after the psql plan {m['rss_plan'] / 1024:.1f} MiB")
+
+
 def main():
     work = Path(tempfile.mkdtemp(prefix="pgm_bench_"))
     os.chmod(work, 0o755)  # the server reads the chain directory
     try:
         results = [bench(n, work) for n in SIZES]
+        branchy = bench_branchy(BRANCHY, work) if BRANCHY else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -238,6 +393,9 @@ def main():
     for r in results:
         reads = ", ".join(f"{name}() {ms:.1f} ms" for name, ms in r["reads"].items())
         print(f"{r['n']:>9} revisions: {reads}; alembic current {r['al_current'] * 1000:.0f} ms")
+    summary(results)
+    if branchy:
+        print_branchy(branchy)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PORT=${BENCH_PORT:-54332}
-SUDO_FLAG=""
-[ "$(id -u)" -eq 0 ] || SUDO_FLAG=--sudo
 
-echo "==> release build of the extension"
-cargo pgrx install --release --pg-config "$PG_CONFIG" $SUDO_FLAG >/dev/null
-scripts/venv.sh "alembic==1.20.1" "psycopg2-binary==2.9.13"
+echo "==> release build of the extension, into its own tree (target/pg/bench)"
+# Its own installation: the figures are a user's (release), and a debug build
+# that tests install into the system's PostgreSQL meanwhile cannot replace the
+# library under a running benchmark.
+PGTREE_PROFILE=release scripts/pgtree.sh install bench
+PG_BIN=$(scripts/pgtree.sh bindir bench)
+export PG_BIN
+scripts/venv.sh "alembic==1.20.1" "SQLAlchemy==2.1.9" "Mako==1.4.3" "psycopg2-binary==2.9.13"
 
 # 5,000 DROPs in one transaction need more lock slots than the default 64 per
 # connection; both sides of every ratio run with the same setting.

@@ -8,7 +8,8 @@
 #   pgtree.sh bindir NAME          the tree's bin directory (made if missing)
 #   pgtree.sh install NAME [SRC]   build pg_migrate from SRC (default: this
 #                                  checkout) and install it, with every script
-#                                  in SRC/sql, into the tree
+#                                  in SRC/sql, into the tree (a debug build;
+#                                  PGTREE_PROFILE=release for a release one)
 #   pgtree.sh release VERSION      a tree with a released version, built from its
 #                                  commit in this repository's history (cached)
 set -euo pipefail
@@ -46,7 +47,10 @@ install_into() {
     make_tree "$tree"
     # cargo pgrx package writes the library, control file and generated script
     # below --out-dir with the system's layout: exactly the tree's.
-    (cd "$src" && cargo pgrx package --debug --pg-config "$PG_CONFIG" --out-dir "$tree" >/dev/null)
+    local profile=--debug
+    [ "${PGTREE_PROFILE:-debug}" = release ] && profile=
+    # shellcheck disable=SC2086 # empty for a release build
+    (cd "$src" && cargo pgrx package $profile --pg-config "$PG_CONFIG" --out-dir "$tree" >/dev/null)
     # pgrx copies the upgrade scripts (a--x--y.sql) but not frozen install
     # scripts of earlier versions (a--x.sql): copy every script in sql/.
     if [ -d "$src/sql" ]; then

@@ -39,7 +39,8 @@ say "the released 0.1.0, built from its commit, for the upgrade test (cached in 
 scripts/pgtree.sh release 0.1.0 >/dev/null
 
 say "end-to-end tests on a scratch cluster (port $TEST_PORT)"
-scripts/venv.sh
+# Alembic for the converter test (tests/e2e/test_from_alembic.py), pinned with what it pulls in.
+scripts/venv.sh "alembic==1.20.1" "SQLAlchemy==2.1.9" "Mako==1.4.3" "psycopg2-binary==2.9.13"
 scripts/cluster.sh start test "$TEST_PORT"
 trap 'scripts/cluster.sh stop test' EXIT
 PGM_TEST_PORT=$TEST_PORT PGM_ROOT=$ROOT .venv/bin/python -m pytest -q tests/e2e

@@ -10,8 +10,8 @@
 -- migrate_revision(), revisions taken out by migrate_unload(), and drift absorbed.
 ALTER TABLE migrate.events DROP CONSTRAINT events_action_check;
 ALTER TABLE migrate.events ADD CONSTRAINT events_action_check
-    CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update', 'absorb'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
-COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, update (of the extension itself; detail names the versions), or absorb (drift absorbed into a revision or by hand; detail says which)';
+    CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update', 'absorb', 'adopt'));  -- sql-lint: allow(resolved at ALTER EXTENSION, pg_catalog searched first)
+COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, update (of the extension itself; detail names the versions), absorb (drift absorbed into a revision or by hand; detail says which), or adopt (of an Alembic version table; detail names it and its heads)';
 
 -- Issue 9, acknowledgements and internal functions: the bookkeeping of plans and
 -- offline scripts is for roles that run migrations, not PUBLIC (the functions
@@ -751,6 +751,180 @@ AS $$
                                       'pause_during_autovacuum', pause_during_autovacuum),
                                   pg_catalog.current_setting('search_path'))
 $$;
+-- ==== Issue 11: scale (h/scale) ====
+-- Indexes for lookups by key, and the maintained applied heads (src/schema.sql),
+-- filled from the rows already there.
+-- Lookups by key instead of scans of the whole graph: the revisions that name a
+-- revision as parent or dependency (a plan step's downgrade check, a load's cycle
+-- check, the applied heads) and the owner of a branch label (a load's clash check).
+-- fastupdate off: every lookup reads the index itself, never a pending list.
+CREATE INDEX revisions_references_idx ON migrate.revisions
+    USING gin ((pg_catalog.array_cat(down_revisions, depends_on))) WITH (fastupdate = off);  -- sql-lint: allow(a storage parameter, not an operator)
+CREATE INDEX revisions_branch_labels_idx ON migrate.revisions
+    USING gin (branch_labels) WITH (fastupdate = off);  -- sql-lint: allow(a storage parameter, not an operator)
+
+-- The applied heads, as migrate_current() shows them: applied revisions with no
+-- applied child, and applied revisions with no loaded definition. Derived from
+-- migrate.applied and migrate.revisions and kept exactly right by the triggers
+-- below, whoever writes those tables, so reading the current state costs the
+-- number of heads, not the number of revisions.
+CREATE TABLE migrate.applied_heads (
+    revision_id text PRIMARY KEY
+);
+COMMENT ON TABLE migrate.applied_heads IS 'The applied heads (migrate_current()), kept by triggers on migrate.applied and migrate.revisions';
+
+CREATE FUNCTION migrate.keep_applied_heads() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+    touched pg_catalog.text[];
+BEGIN
+    -- A changed row can change whether it is a head, and whether its parents
+    -- (before and after the change) are: recompute exactly those. Two
+    -- statements, whatever the change: a plan step pays for them on every revision.
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' AND TG_TABLE_NAME OPERATOR(pg_catalog.=) 'applied' THEN
+        DELETE FROM migrate.applied_heads;
+        RETURN NULL;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        touched := ARRAY(SELECT a.revision_id FROM migrate.applied a);
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        touched := ARRAY(SELECT n.revision_id FROM new_rows n);
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND TG_TABLE_NAME OPERATOR(pg_catalog.=) 'applied' THEN
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o);
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o
+                         UNION ALL SELECT p FROM old_rows o, pg_catalog.unnest(o.down_revisions) AS u(p));
+    ELSIF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'applied' THEN
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o UNION ALL SELECT n.revision_id FROM new_rows n);
+    ELSE
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o UNION ALL SELECT n.revision_id FROM new_rows n
+                         UNION ALL SELECT p FROM old_rows o, pg_catalog.unnest(o.down_revisions) AS u(p));
+    END IF;
+    IF pg_catalog.cardinality(touched) OPERATOR(pg_catalog.=) 0 THEN
+        RETURN NULL;  -- a statement that changed no row (record_steps runs both a DELETE and an INSERT)
+    END IF;
+    -- The touched revisions and their parents now; which of them are heads;
+    -- the others leave migrate.applied_heads, these join it.
+    WITH affected AS (
+             SELECT u.id FROM pg_catalog.unnest(touched) AS u(id)
+             UNION
+             SELECT p FROM pg_catalog.unnest(touched) AS u(id)
+               JOIN migrate.revisions r ON r.revision_id OPERATOR(pg_catalog.=) u.id
+              CROSS JOIN LATERAL pg_catalog.unnest(r.down_revisions) AS q(p)),
+         heads AS (
+             SELECT a.revision_id FROM affected t
+               JOIN migrate.applied a ON a.revision_id OPERATOR(pg_catalog.=) t.id
+              -- No applied child, or no definition. (An OR: both stay lookups by
+              -- key for each touched row, never a join over the whole table.)
+              WHERE NOT EXISTS (
+                        SELECT FROM migrate.revisions c
+                          JOIN migrate.applied ca ON ca.revision_id OPERATOR(pg_catalog.=) c.revision_id
+                         WHERE pg_catalog.array_cat(c.down_revisions, c.depends_on) OPERATOR(pg_catalog.@>) ARRAY[a.revision_id]
+                           AND c.down_revisions OPERATOR(pg_catalog.@>) ARRAY[a.revision_id])
+                 OR NOT EXISTS (
+                        SELECT FROM migrate.revisions d WHERE d.revision_id OPERATOR(pg_catalog.=) a.revision_id)),
+         gone AS (
+             DELETE FROM migrate.applied_heads h USING affected t
+              WHERE h.revision_id OPERATOR(pg_catalog.=) t.id
+                AND NOT EXISTS (SELECT FROM heads s WHERE s.revision_id OPERATOR(pg_catalog.=) h.revision_id))
+    INSERT INTO migrate.applied_heads (revision_id) SELECT s.revision_id FROM heads s ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER applied_heads_insert AFTER INSERT ON migrate.applied
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_update AFTER UPDATE ON migrate.applied
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_delete AFTER DELETE ON migrate.applied
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_truncate AFTER TRUNCATE ON migrate.applied
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_insert AFTER INSERT ON migrate.revisions
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_update AFTER UPDATE ON migrate.revisions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_delete AFTER DELETE ON migrate.revisions
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_truncate AFTER TRUNCATE ON migrate.revisions
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+GRANT SELECT ON migrate.applied_heads TO PUBLIC;
+-- Fill it from the rows already there: a no-op UPDATE of every applied row makes
+-- its trigger recompute them all (the same code that keeps it from now on).
+UPDATE migrate.applied SET revision_id = revision_id;
+-- ==== Issue 14: coming from Alembic (h/alembic) ====
+-- migrate_adopt_alembic() stamps what an Alembic version table says is applied,
+-- records an 'adopt' event, and can keep that table at the applied heads (a
+-- trigger on migrate.applied). src/sql_api/alembic.sql and alembic.rs.
+-- (The audit log's action 'adopt' is in the events CHECK at the top.)
+
+CREATE FUNCTION migrate."adopt_alembic"(
+	"version_table" oid, /* core::option::Option<pgrx_pg_sys::submodules::oids::Oid> */
+	"keep_in_sync" bool /* core::option::Option<bool> */
+) RETURNS TABLE (
+	"revision" TEXT,  /* alloc::string::String */
+	"direction" TEXT,  /* alloc::string::String */
+	"message" TEXT,  /* alloc::string::String */
+	"duration" interval  /* core::option::Option<pgrx::datum::interval::Interval> */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'adopt_alembic_wrapper';
+
+-- Alembic version tables that pg_migrate keeps up to date (keep_in_sync).
+CREATE TABLE migrate.alembic_sync (
+    version_table text PRIMARY KEY,
+    since         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    set_by        text NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE migrate.alembic_sync IS 'Alembic version tables pg_migrate keeps up to date (migrate_adopt_alembic(keep_in_sync => true))';
+COMMENT ON COLUMN migrate.alembic_sync.version_table IS 'The version table, schema-qualified as regclass prints it';
+GRANT SELECT ON migrate.alembic_sync TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('migrate.alembic_sync', '');
+
+-- After every change of the applied state (upgrade, downgrade, stamp, a plan's
+-- step): each version table in migrate.alembic_sync gets the applied heads, as
+-- Alembic would have written them (revisions that no other applied revision
+-- names as parent or dependency). Runs as the role that changed the state.
+CREATE FUNCTION migrate.sync_alembic_versions() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    target pg_catalog.text;
+    resolved pg_catalog.regclass;
+BEGIN
+    FOR target IN SELECT s.version_table FROM migrate.alembic_sync s ORDER BY 1 LOOP
+        resolved := pg_catalog.to_regclass(target);
+        IF resolved IS NULL THEN
+            RAISE EXCEPTION 'the Alembic version table % that pg_migrate keeps in sync does not exist', target
+                USING ERRCODE = 'undefined_table',
+                      DETAIL = 'migrate_adopt_alembic(keep_in_sync => true) asked pg_migrate to write the applied heads there after every change.',
+                      HINT = pg_catalog.format('Create it again, or stop keeping it in sync: DELETE FROM migrate.alembic_sync WHERE version_table = %L;', target);  -- sql-lint: allow(a HINT for the user to read, never run by pg_migrate)
+        END IF;
+        EXECUTE pg_catalog.format('DELETE FROM %s', resolved);
+        EXECUTE pg_catalog.format(
+            'INSERT INTO %s (version_num)
+             SELECT a.revision_id FROM migrate.applied a
+             EXCEPT
+             SELECT p.id FROM migrate.applied b
+               JOIN migrate.revisions r ON r.revision_id OPERATOR(pg_catalog.=) b.revision_id
+              CROSS JOIN LATERAL pg_catalog.unnest(pg_catalog.array_cat(r.down_revisions, r.depends_on)) AS p(id)',
+            resolved);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER applied_alembic_sync AFTER INSERT OR DELETE ON migrate.applied
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.sync_alembic_versions();
+COMMENT ON TRIGGER applied_alembic_sync ON migrate.applied IS 'Keeps the Alembic version tables in migrate.alembic_sync at the applied heads';
+
+-- The version table is resolved with the caller's search_path, when called.
+CREATE FUNCTION migrate_adopt_alembic(
+    version_table regclass DEFAULT 'alembic_version'::pg_catalog.text::pg_catalog.regclass,
+    keep_in_sync boolean DEFAULT false)
+RETURNS TABLE (revision text, direction text, message text, duration interval)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM migrate.adopt_alembic(version_table::pg_catalog.oid, keep_in_sync)
+$$;
 
 -- Issue 8, descriptions: every function, procedure and trigger has a COMMENT
 -- (src/comments.sql, the same text as a fresh install runs last).
@@ -888,6 +1062,7 @@ BEGIN
         ('migrate_upgrade', 'Apply every revision needed to reach target, in one transaction. Non-transactional revisions need migrate_plan().'),
         ('migrate_downgrade', 'Undo applied revisions down to target (a revision, -N, label@base, base), in one transaction.'),
         ('migrate_stamp', 'Set the applied state to target without running any SQL (alembic stamp); purge first forgets every applied revision.'),
+        ('migrate_adopt_alembic', 'Take over a database Alembic migrated: stamp the revisions its version table lists and their ancestors, running nothing; keep_in_sync keeps that table up to date.'),
         ('migrate_plan', 'The statements that move the database to target, for psql to run one by one: SELECT * FROM migrate_plan(''head'') \gexec'),
         ('migrate_sql', 'The offline script that moves the database to target (Alembic --sql), or over a range from:to made from the graph alone, to review or run later with psql -v ON_ERROR_STOP=1 -f.'),
         ('migrate_test_roundtrip', 'Upgrade, downgrade and upgrade again every pending and applied revision inside one transaction that is rolled back; one row per step.'),
@@ -940,6 +1115,9 @@ BEGIN
         ('migrate.run_downgrade', 'Internal: the work of migrate_downgrade().'),
         ('migrate.carried_sqlstate', 'Internal: the real SQLSTATE of an error that came back through Rust as XX000.'),
         ('migrate.reraise', 'Internal: raise an error again with its real SQLSTATE, message, detail and hint.'),
+        ('migrate.keep_applied_heads', 'Trigger function: recomputes migrate.applied_heads for the rows a statement changed and their parents.'),
+        ('migrate.adopt_alembic', 'Internal: the work of migrate_adopt_alembic().'),
+        ('migrate.sync_alembic_versions', 'Trigger function: writes the applied heads into every Alembic version table listed in migrate.alembic_sync.'),
         ('migrate.events_are_append_only', 'Trigger function: refuses UPDATE, DELETE and TRUNCATE on the audit logs.'),
         ('migrate.backfill_check_context', 'Internal: refuses a backfill procedure called where it cannot commit (inside BEGIN, or from a function).'),
         ('migrate.backfill_prepare', 'Internal: checks a backfill''s arguments and statements, then creates (or continues) its job.'),
@@ -991,6 +1169,14 @@ COMMENT ON EVENT TRIGGER migrate_drift_drop IS 'pg_migrate''s drift capture: wha
 COMMENT ON EVENT TRIGGER migrate_drift_end IS 'pg_migrate''s drift capture: records every DDL command run outside a revision in migrate.drift';
 COMMENT ON TRIGGER drift_append_only ON migrate.drift IS 'Drift is append-only: no DELETE, and an UPDATE only absorbs a row, once';
 COMMENT ON TRIGGER drift_no_truncate ON migrate.drift IS 'Drift is append-only: no TRUNCATE';
+COMMENT ON TRIGGER applied_heads_insert ON migrate.applied IS 'Keeps migrate.applied_heads exact after an INSERT';
+COMMENT ON TRIGGER applied_heads_update ON migrate.applied IS 'Keeps migrate.applied_heads exact after an UPDATE';
+COMMENT ON TRIGGER applied_heads_delete ON migrate.applied IS 'Keeps migrate.applied_heads exact after a DELETE';
+COMMENT ON TRIGGER applied_heads_truncate ON migrate.applied IS 'Keeps migrate.applied_heads exact after a TRUNCATE';
+COMMENT ON TRIGGER applied_heads_insert ON migrate.revisions IS 'Keeps migrate.applied_heads exact after an INSERT';
+COMMENT ON TRIGGER applied_heads_update ON migrate.revisions IS 'Keeps migrate.applied_heads exact after an UPDATE';
+COMMENT ON TRIGGER applied_heads_delete ON migrate.revisions IS 'Keeps migrate.applied_heads exact after a DELETE';
+COMMENT ON TRIGGER applied_heads_truncate ON migrate.revisions IS 'Keeps migrate.applied_heads exact after a TRUNCATE';
 
 -- Keep this last: the update itself, in the audit log.
 INSERT INTO migrate.events (action, detail) VALUES ('update', 'pg_migrate 0.1.0 -> 0.2.0');

@@ -19,6 +19,7 @@ BEGIN
         ('migrate_upgrade', 'Apply every revision needed to reach target, in one transaction. Non-transactional revisions need migrate_plan().'),
         ('migrate_downgrade', 'Undo applied revisions down to target (a revision, -N, label@base, base), in one transaction.'),
         ('migrate_stamp', 'Set the applied state to target without running any SQL (alembic stamp); purge first forgets every applied revision.'),
+        ('migrate_adopt_alembic', 'Take over a database Alembic migrated: stamp the revisions its version table lists and their ancestors, running nothing; keep_in_sync keeps that table up to date.'),
         ('migrate_plan', 'The statements that move the database to target, for psql to run one by one: SELECT * FROM migrate_plan(''head'') \gexec'),
         ('migrate_sql', 'The offline script that moves the database to target (Alembic --sql), or over a range from:to made from the graph alone, to review or run later with psql -v ON_ERROR_STOP=1 -f.'),
         ('migrate_test_roundtrip', 'Upgrade, downgrade and upgrade again every pending and applied revision inside one transaction that is rolled back; one row per step.'),
@@ -71,6 +72,9 @@ BEGIN
         ('migrate.run_downgrade', 'Internal: the work of migrate_downgrade().'),
         ('migrate.carried_sqlstate', 'Internal: the real SQLSTATE of an error that came back through Rust as XX000.'),
         ('migrate.reraise', 'Internal: raise an error again with its real SQLSTATE, message, detail and hint.'),
+        ('migrate.keep_applied_heads', 'Trigger function: recomputes migrate.applied_heads for the rows a statement changed and their parents.'),
+        ('migrate.adopt_alembic', 'Internal: the work of migrate_adopt_alembic().'),
+        ('migrate.sync_alembic_versions', 'Trigger function: writes the applied heads into every Alembic version table listed in migrate.alembic_sync.'),
         ('migrate.events_are_append_only', 'Trigger function: refuses UPDATE, DELETE and TRUNCATE on the audit logs.'),
         ('migrate.backfill_check_context', 'Internal: refuses a backfill procedure called where it cannot commit (inside BEGIN, or from a function).'),
         ('migrate.backfill_prepare', 'Internal: checks a backfill''s arguments and statements, then creates (or continues) its job.'),
@@ -122,3 +126,11 @@ COMMENT ON EVENT TRIGGER migrate_drift_drop IS 'pg_migrate''s drift capture: wha
 COMMENT ON EVENT TRIGGER migrate_drift_end IS 'pg_migrate''s drift capture: records every DDL command run outside a revision in migrate.drift';
 COMMENT ON TRIGGER drift_append_only ON migrate.drift IS 'Drift is append-only: no DELETE, and an UPDATE only absorbs a row, once';
 COMMENT ON TRIGGER drift_no_truncate ON migrate.drift IS 'Drift is append-only: no TRUNCATE';
+COMMENT ON TRIGGER applied_heads_insert ON migrate.applied IS 'Keeps migrate.applied_heads exact after an INSERT';
+COMMENT ON TRIGGER applied_heads_update ON migrate.applied IS 'Keeps migrate.applied_heads exact after an UPDATE';
+COMMENT ON TRIGGER applied_heads_delete ON migrate.applied IS 'Keeps migrate.applied_heads exact after a DELETE';
+COMMENT ON TRIGGER applied_heads_truncate ON migrate.applied IS 'Keeps migrate.applied_heads exact after a TRUNCATE';
+COMMENT ON TRIGGER applied_heads_insert ON migrate.revisions IS 'Keeps migrate.applied_heads exact after an INSERT';
+COMMENT ON TRIGGER applied_heads_update ON migrate.revisions IS 'Keeps migrate.applied_heads exact after an UPDATE';
+COMMENT ON TRIGGER applied_heads_delete ON migrate.revisions IS 'Keeps migrate.applied_heads exact after a DELETE';
+COMMENT ON TRIGGER applied_heads_truncate ON migrate.revisions IS 'Keeps migrate.applied_heads exact after a TRUNCATE';

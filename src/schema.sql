@@ -38,11 +38,104 @@ CREATE TABLE migrate.applied (
 COMMENT ON TABLE migrate.applied IS 'Applied revisions, with the checksum of the text that ran';
 COMMENT ON COLUMN migrate.applied.duration IS 'NULL when stamped: no SQL ran';
 
+-- Lookups by key instead of scans of the whole graph: the revisions that name a
+-- revision as parent or dependency (a plan step's downgrade check, a load's cycle
+-- check, the applied heads) and the owner of a branch label (a load's clash check).
+-- fastupdate off: every lookup reads the index itself, never a pending list.
+CREATE INDEX revisions_references_idx ON migrate.revisions
+    USING gin ((pg_catalog.array_cat(down_revisions, depends_on))) WITH (fastupdate = off);  -- sql-lint: allow(a storage parameter, not an operator)
+CREATE INDEX revisions_branch_labels_idx ON migrate.revisions
+    USING gin (branch_labels) WITH (fastupdate = off);  -- sql-lint: allow(a storage parameter, not an operator)
+
+-- The applied heads, as migrate_current() shows them: applied revisions with no
+-- applied child, and applied revisions with no loaded definition. Derived from
+-- migrate.applied and migrate.revisions and kept exactly right by the triggers
+-- below, whoever writes those tables, so reading the current state costs the
+-- number of heads, not the number of revisions.
+CREATE TABLE migrate.applied_heads (
+    revision_id text PRIMARY KEY
+);
+COMMENT ON TABLE migrate.applied_heads IS 'The applied heads (migrate_current()), kept by triggers on migrate.applied and migrate.revisions';
+
+CREATE FUNCTION migrate.keep_applied_heads() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+    touched pg_catalog.text[];
+BEGIN
+    -- A changed row can change whether it is a head, and whether its parents
+    -- (before and after the change) are: recompute exactly those. Two
+    -- statements, whatever the change: a plan step pays for them on every revision.
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' AND TG_TABLE_NAME OPERATOR(pg_catalog.=) 'applied' THEN
+        DELETE FROM migrate.applied_heads;
+        RETURN NULL;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        touched := ARRAY(SELECT a.revision_id FROM migrate.applied a);
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        touched := ARRAY(SELECT n.revision_id FROM new_rows n);
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND TG_TABLE_NAME OPERATOR(pg_catalog.=) 'applied' THEN
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o);
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o
+                         UNION ALL SELECT p FROM old_rows o, pg_catalog.unnest(o.down_revisions) AS u(p));
+    ELSIF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'applied' THEN
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o UNION ALL SELECT n.revision_id FROM new_rows n);
+    ELSE
+        touched := ARRAY(SELECT o.revision_id FROM old_rows o UNION ALL SELECT n.revision_id FROM new_rows n
+                         UNION ALL SELECT p FROM old_rows o, pg_catalog.unnest(o.down_revisions) AS u(p));
+    END IF;
+    IF pg_catalog.cardinality(touched) OPERATOR(pg_catalog.=) 0 THEN
+        RETURN NULL;  -- a statement that changed no row (record_steps runs both a DELETE and an INSERT)
+    END IF;
+    -- The touched revisions and their parents now; which of them are heads;
+    -- the others leave migrate.applied_heads, these join it.
+    WITH affected AS (
+             SELECT u.id FROM pg_catalog.unnest(touched) AS u(id)
+             UNION
+             SELECT p FROM pg_catalog.unnest(touched) AS u(id)
+               JOIN migrate.revisions r ON r.revision_id OPERATOR(pg_catalog.=) u.id
+              CROSS JOIN LATERAL pg_catalog.unnest(r.down_revisions) AS q(p)),
+         heads AS (
+             SELECT a.revision_id FROM affected t
+               JOIN migrate.applied a ON a.revision_id OPERATOR(pg_catalog.=) t.id
+              -- No applied child, or no definition. (An OR: both stay lookups by
+              -- key for each touched row, never a join over the whole table.)
+              WHERE NOT EXISTS (
+                        SELECT FROM migrate.revisions c
+                          JOIN migrate.applied ca ON ca.revision_id OPERATOR(pg_catalog.=) c.revision_id
+                         WHERE pg_catalog.array_cat(c.down_revisions, c.depends_on) OPERATOR(pg_catalog.@>) ARRAY[a.revision_id]
+                           AND c.down_revisions OPERATOR(pg_catalog.@>) ARRAY[a.revision_id])
+                 OR NOT EXISTS (
+                        SELECT FROM migrate.revisions d WHERE d.revision_id OPERATOR(pg_catalog.=) a.revision_id)),
+         gone AS (
+             DELETE FROM migrate.applied_heads h USING affected t
+              WHERE h.revision_id OPERATOR(pg_catalog.=) t.id
+                AND NOT EXISTS (SELECT FROM heads s WHERE s.revision_id OPERATOR(pg_catalog.=) h.revision_id))
+    INSERT INTO migrate.applied_heads (revision_id) SELECT s.revision_id FROM heads s ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER applied_heads_insert AFTER INSERT ON migrate.applied
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_update AFTER UPDATE ON migrate.applied
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_delete AFTER DELETE ON migrate.applied
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_truncate AFTER TRUNCATE ON migrate.applied
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_insert AFTER INSERT ON migrate.revisions
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_update AFTER UPDATE ON migrate.revisions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_delete AFTER DELETE ON migrate.revisions
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+CREATE TRIGGER applied_heads_truncate AFTER TRUNCATE ON migrate.revisions
+    FOR EACH STATEMENT EXECUTE FUNCTION migrate.keep_applied_heads();
+
 -- Append-only audit log.
 CREATE TABLE migrate.events (
     event_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     occurred_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update', 'absorb')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
+    action       text NOT NULL CHECK (action IN ('upgrade', 'downgrade', 'stamp', 'unstamp', 'load', 'reload', 'merge', 'revision', 'unload', 'update', 'absorb', 'adopt')),  -- sql-lint: allow(resolved at CREATE EXTENSION, pg_catalog searched first)
     revision_id  text,
     checksum     text,
     duration     interval,
@@ -54,7 +147,7 @@ CREATE TABLE migrate.events (
     xid          xid8 DEFAULT pg_catalog.pg_current_xact_id()
 );
 COMMENT ON TABLE migrate.events IS 'Append-only log of every upgrade, downgrade, stamp and load';
-COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, update (of the extension itself; detail names the versions), or absorb (drift absorbed into a revision or by hand; detail says which)';
+COMMENT ON COLUMN migrate.events.action IS 'upgrade, downgrade, stamp, unstamp, load, reload, merge, revision (written by migrate_revision), unload, update (of the extension itself; detail names the versions), absorb (drift absorbed into a revision or by hand; detail says which), or adopt (of an Alembic version table; detail names it and its heads)';
 CREATE INDEX events_revision_id_idx ON migrate.events (revision_id);
 
 CREATE FUNCTION migrate.events_are_append_only() RETURNS trigger
@@ -75,7 +168,7 @@ CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON migrate.events
     FOR EACH STATEMENT EXECUTE FUNCTION migrate.events_are_append_only();
 
 GRANT USAGE ON SCHEMA migrate TO PUBLIC;
-GRANT SELECT ON migrate.revisions, migrate.applied, migrate.events TO PUBLIC;
+GRANT SELECT ON migrate.revisions, migrate.applied, migrate.applied_heads, migrate.events TO PUBLIC;
 
 -- Extension tables are left out of pg_dump unless registered: the state must survive a dump.
 SELECT pg_catalog.pg_extension_config_dump('migrate.revisions', '');

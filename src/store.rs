@@ -51,6 +51,21 @@ pub struct AppliedRow {
     pub method: String,
 }
 
+/// The definitions of `ids` only (those that exist), read by key.
+pub fn definitions_of(client: &SpiClient<'_>, ids: &[String]) -> Vec<Definition> {
+    client
+        .select(
+            "SELECT revision_id, message, down_revisions, branch_labels, depends_on,
+                    transactional, checksum, source_file
+               FROM migrate.revisions WHERE revision_id OPERATOR(pg_catalog.=) ANY ($1)",
+            None,
+            &[ids.to_vec().into()],
+        )
+        .or_raise("read migrate.revisions")
+        .map(|row| read_definition(&row))
+        .collect()
+}
+
 pub fn definitions(client: &SpiClient<'_>) -> Vec<Definition> {
     let rows = client
         .select(
@@ -94,8 +109,8 @@ pub fn step_state(client: &SpiClient<'_>, revision: &str, direction: Direction) 
                     CASE WHEN $2 THEN
                         (SELECT c.revision_id FROM migrate.revisions c
                            JOIN migrate.applied a ON a.revision_id OPERATOR(pg_catalog.=) c.revision_id
-                          WHERE r.revision_id OPERATOR(pg_catalog.=) ANY (c.down_revisions)
-                             OR r.revision_id OPERATOR(pg_catalog.=) ANY (c.depends_on)
+                          WHERE pg_catalog.array_cat(c.down_revisions, c.depends_on)
+                                    OPERATOR(pg_catalog.@>) ARRAY[r.revision_id]
                           LIMIT 1)
                     END
                FROM migrate.revisions r
@@ -195,6 +210,115 @@ pub fn applied(client: &SpiClient<'_>) -> HashMap<String, AppliedRow> {
         );
     }
     result
+}
+
+/// The applied rows of `ids` only, read by key.
+pub fn applied_of(client: &SpiClient<'_>, ids: &[String]) -> HashMap<String, Option<String>> {
+    client
+        .select(
+            "SELECT revision_id, checksum FROM migrate.applied
+              WHERE revision_id OPERATOR(pg_catalog.=) ANY ($1)",
+            None,
+            &[ids.to_vec().into()],
+        )
+        .or_raise("read migrate.applied")
+        .filter_map(|row| {
+            let id = row.get::<String>(1).ok().flatten()?;
+            Some((id, row.get::<String>(2).ok().flatten()))
+        })
+        .collect()
+}
+
+/// One applied head, as migrate.applied_heads keeps them.
+pub struct CurrentHead {
+    pub revision: String,
+    /// None when no definition of the applied revision is loaded.
+    pub message: Option<String>,
+    pub applied_at: Option<TimestampWithTimeZone>,
+    pub applied_by: Option<String>,
+}
+
+/// The applied heads: cost proportional to their number, not to the graph.
+pub fn current_heads(client: &SpiClient<'_>) -> Vec<CurrentHead> {
+    client
+        .select(
+            "SELECT h.revision_id, r.message, a.applied_at, a.applied_by
+               FROM migrate.applied_heads h
+               JOIN migrate.applied a ON a.revision_id OPERATOR(pg_catalog.=) h.revision_id
+               LEFT JOIN migrate.revisions r ON r.revision_id OPERATOR(pg_catalog.=) h.revision_id",
+            None,
+            &[],
+        )
+        .or_raise("read migrate.applied_heads")
+        .map(|row| CurrentHead {
+            revision: row.get(1).or_raise("read a revision id").unwrap_or_default(),
+            message: row.get(2).or_raise("read a message"),
+            applied_at: row.get(3).or_raise("read applied_at"),
+            applied_by: row.get(4).or_raise("read applied_by"),
+        })
+        .collect()
+}
+
+/// Whether a revision outside `ids` names one of `ids` as parent or dependency.
+pub fn named_from_outside(client: &SpiClient<'_>, ids: &[String]) -> bool {
+    client
+        .select(
+            "SELECT EXISTS (SELECT FROM migrate.revisions c
+                             WHERE pg_catalog.array_cat(c.down_revisions, c.depends_on)
+                                       OPERATOR(pg_catalog.&&) $1::pg_catalog.text[]
+                               AND c.revision_id OPERATOR(pg_catalog.<>) ALL ($1))",
+            None,
+            &[ids.to_vec().into()],
+        )
+        .and_then(|rows| rows.first().get_one::<bool>())
+        .or_raise("look up revisions that name a revision")
+        .unwrap_or(true)
+}
+
+/// Whether a branch label or id of the batch clashes with a revision outside it:
+/// a label that is another revision's id or label, or an id that is another's label.
+pub fn label_clash_outside(client: &SpiClient<'_>, ids: &[String], labels: &[String]) -> bool {
+    if labels.is_empty() && ids.is_empty() {
+        return false;
+    }
+    client
+        .select(
+            // Two lookups, one through each index (an OR of them would scan the table).
+            "SELECT EXISTS (SELECT FROM migrate.revisions o
+                             WHERE o.revision_id OPERATOR(pg_catalog.=) ANY ($2)
+                               AND o.revision_id OPERATOR(pg_catalog.<>) ALL ($1))
+                 OR EXISTS (SELECT FROM migrate.revisions o
+                             WHERE o.branch_labels OPERATOR(pg_catalog.&&)
+                                       pg_catalog.array_cat($1::pg_catalog.text[], $2::pg_catalog.text[])
+                               AND o.revision_id OPERATOR(pg_catalog.<>) ALL ($1))",
+            None,
+            &[ids.to_vec().into(), labels.to_vec().into()],
+        )
+        .and_then(|rows| rows.first().get_one::<bool>())
+        .or_raise("look up branch labels")
+        .unwrap_or(true)
+}
+
+/// Whether walking parents and dependencies up from `references` through the
+/// loaded revisions (other than `id` itself) comes back to `id`. Reads only the
+/// ancestors of `references`.
+pub fn ancestors_reach(client: &SpiClient<'_>, references: &[String], id: &str) -> bool {
+    client
+        .select(
+            "WITH RECURSIVE up(id) AS (
+                 SELECT pg_catalog.unnest($1::pg_catalog.text[])
+                 UNION
+                 SELECT u.p FROM up
+                   JOIN migrate.revisions r ON r.revision_id OPERATOR(pg_catalog.=) up.id
+                  CROSS JOIN LATERAL pg_catalog.unnest(pg_catalog.array_cat(r.down_revisions, r.depends_on)) AS u(p)
+                  WHERE r.revision_id OPERATOR(pg_catalog.<>) $2)
+             SELECT EXISTS (SELECT FROM up WHERE up.id OPERATOR(pg_catalog.=) $2)",
+            None,
+            &[references.to_vec().into(), id.to_string().into()],
+        )
+        .and_then(|rows| rows.first().get_one::<bool>())
+        .or_raise("walk the ancestors of a revision")
+        .unwrap_or(true)
 }
 
 pub fn applied_ids(client: &SpiClient<'_>) -> HashSet<String> {

@@ -2,6 +2,7 @@
 //! expressions, and planning upgrades and downgrades over the revision graph.
 //! Nothing here touches PostgreSQL, so all of it is unit-tested with `cargo test`.
 
+pub mod adopt;
 pub mod authoring;
 pub mod graph;
 pub mod inverse;

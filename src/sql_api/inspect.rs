@@ -34,22 +34,18 @@ fn migrate_current() -> TableIterator<
         name!(applied_by, Option<String>),
     ),
 > {
-    let (loaded, applied) = state();
-    let ids: HashSet<String> = applied.keys().cloned().collect();
-    let mut rows: Vec<_> = loaded
-        .graph
-        .current_heads(&ids)
+    // migrate.applied_heads holds exactly these (its triggers keep it): the
+    // graph is not read, so the cost is the number of heads.
+    let mut heads = Spi::connect(|client| store::current_heads(client));
+    // Defined heads by id, then applied revisions with no definition, by id.
+    heads.sort_by(|a, b| (a.message.is_none(), &a.revision).cmp(&(b.message.is_none(), &b.revision)));
+    let rows: Vec<_> = heads
         .into_iter()
-        .map(|id| {
-            let row = applied.get(id);
-            let message = loaded.graph.get(id).map(|n| n.message.clone()).unwrap_or_default();
-            (id.to_string(), message, row.map(|r| r.applied_at), row.map(|r| r.applied_by.clone()))
+        .map(|head| {
+            let message = head.message.unwrap_or_else(|| UNDEFINED.into());
+            (head.revision, message, head.applied_at, head.applied_by)
         })
         .collect();
-    for id in undefined_applied(&loaded, &applied) {
-        let row = &applied[id];
-        rows.push((id.clone(), UNDEFINED.into(), Some(row.applied_at), Some(row.applied_by.clone())));
-    }
     TableIterator::new(rows)
 }
 

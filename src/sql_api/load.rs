@@ -162,22 +162,13 @@ pub fn load_sources(sources: Vec<Source>, force: bool, action: &str) -> Vec<Load
 
     Spi::connect_mut(|client| {
         acquire_lock(client, LockScope::Transaction);
-        let existing = store::definitions(client);
-        let applied = store::applied(client);
+        // Only the batch's own rows: a call's cost follows the files it loads,
+        // not the number of revisions already loaded.
         let ids: Vec<String> = parsed.iter().map(|(f, _)| f.revision_id.clone()).collect();
+        let existing = store::definitions_of(client, &ids);
+        let applied = store::applied_of(client, &ids);
         let old_sources = existing_sources(client, &ids);
-
-        // The graph as it will be, so cycles and label clashes are refused before any write.
-        let replaced: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let mut nodes: Vec<RevisionNode> = existing
-            .iter()
-            .filter(|d| !replaced.contains(d.node.id.as_str()))
-            .map(|d| d.node.clone())
-            .collect();
-        nodes.extend(parsed.iter().map(|(f, _)| node_of(f)));
-        if let Err(error) = RevisionGraph::new(nodes) {
-            raise_graph_error(&error);
-        }
+        refuse_invalid_graph(client, parsed.iter().map(|(f, _)| node_of(f)).collect(), &ids);
 
         let existing: HashMap<&str, &store::Definition> =
             existing.iter().map(|d| (d.node.id.as_str(), d)).collect();
@@ -190,9 +181,9 @@ pub fn load_sources(sources: Vec<Source>, force: bool, action: &str) -> Vec<Load
                 None => "loaded",
                 Some(_) if old_sources.get(id) == Some(&source.text) => "unchanged",
                 Some(old) => {
-                    if let Some(applied_row) = applied.get(id) {
+                    if let Some(applied_checksum) = applied.get(id) {
                         refuse_changing_applied(file, old, &new_checksum, source, force);
-                        if force && applied_row.checksum.as_deref() != Some(new_checksum.as_str()) {
+                        if force && applied_checksum.as_deref() != Some(new_checksum.as_str()) {
                             accept_new_checksum(client, id, &new_checksum);
                         }
                     }
@@ -214,6 +205,44 @@ pub fn load_sources(sources: Vec<Source>, force: bool, action: &str) -> Vec<Load
         }
         loaded
     })
+}
+
+/// Refuse, before any write, a batch that would make a cycle or a label clash.
+/// The loaded graph is valid, so a problem involves a revision of the batch:
+/// only what touches the batch is read (by key, through the indexes on
+/// migrate.revisions). On any sign of trouble the whole graph is built as it
+/// would be, and its error names the problem exactly as it always has.
+fn refuse_invalid_graph(client: &pgrx::spi::SpiClient<'_>, batch: Vec<RevisionNode>, ids: &[String]) {
+    let labels: Vec<String> = batch.iter().flat_map(|n| n.branch_labels.iter().cloned()).collect();
+    // A cycle through the batch either stays inside it, or leaves it and comes
+    // back through a revision outside the batch that names a batch revision.
+    let may_close_a_cycle = || {
+        store::named_from_outside(client, ids)
+            && match batch.as_slice() {
+                [single] => {
+                    let references: Vec<String> =
+                        single.parents.iter().chain(&single.depends_on).cloned().collect();
+                    store::ancestors_reach(client, &references, &single.id)
+                }
+                _ => true,
+            }
+    };
+    let suspicious = RevisionGraph::new(batch.clone()).is_err()
+        || store::label_clash_outside(client, ids, &labels)
+        || may_close_a_cycle();
+    if !suspicious {
+        return;
+    }
+    let replaced: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut nodes: Vec<RevisionNode> = store::definitions(client)
+        .into_iter()
+        .filter(|d| !replaced.contains(d.node.id.as_str()))
+        .map(|d| d.node)
+        .collect();
+    nodes.extend(batch);
+    if let Err(error) = RevisionGraph::new(nodes) {
+        raise_graph_error(&error);
+    }
 }
 
 /// An applied revision's upgrade text and place in the graph are history; changing

@@ -1,6 +1,7 @@
 //! The SQL surface. Each function maps its arguments onto the pure cores in
 //! `revisions` and the runtime in `engine`; no logic of its own lives here.
 
+pub mod alembic;
 pub mod apply;
 pub mod authoring;
 pub mod autogen;

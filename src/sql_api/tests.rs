@@ -243,4 +243,111 @@ mod tests {
         let (code, _) = error_of("SELECT * FROM migrate_downgrade('cccc3333')");
         assert_eq!(code, PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
     }
+
+    /// A file with branch labels and dependencies.
+    fn rev_with(id: &str, revises: &str, labels: &str, depends_on: &str) -> String {
+        format!(
+            "-- revision {id}\n--\n-- Revision ID: {id}\n-- Revises: {revises}\n-- Branch Labels: {labels}\n\
+             -- Depends On: {depends_on}\n\n-- migrate:upgrade\nSELECT 1;\n\n-- migrate:downgrade\nSELECT 1;\n"
+        )
+    }
+
+    /// Loading file by file reads only what touches the new file; every cycle and
+    /// clash the whole-graph check refused is still refused, with its message.
+    #[pg_test]
+    fn per_file_loads_refuse_cycles_and_clashes_through_loaded_revisions() {
+        use PgSqlErrorCode::*;
+        for (id, revises) in [("lc01", ""), ("lc02", "lc01"), ("lc03", "lc02"), ("lc04", "lc03")] {
+            load(&rev_with(id, revises, "", ""));
+        }
+        // A reloaded middle revision that revises a later one.
+        let (code, message) = load_error(&rev_with("lc02", "lc04", "", ""));
+        assert_eq!(code, ERRCODE_INVALID_RECURSION, "{message}");
+        assert!(message.contains("lc02 -> lc04 -> lc03 -> lc02"), "{message}");
+        // Through a dependency, and onto itself.
+        let (code, _) = load_error(&rev_with("lc01", "", "", "lc03"));
+        assert_eq!(code, ERRCODE_INVALID_RECURSION);
+        let (code, _) = load_error(&rev_with("lc03", "lc03", "", ""));
+        assert_eq!(code, ERRCODE_INVALID_RECURSION);
+        // Children loaded before their parents: fine, until the parent closes a loop.
+        load(&rev_with("lr03", "lr02", "", ""));
+        load(&rev_with("lr02", "lr01", "", ""));
+        let (code, message) = load_error(&rev_with("lr01", "lr03", "", ""));
+        assert_eq!(code, ERRCODE_INVALID_RECURSION, "{message}");
+        // A reload that moves a revision without making a loop is fine.
+        load(&rev_with("lc04", "lc02", "", ""));
+
+        load(&rev_with("lb01", "lc04", "billing", ""));
+        for (source, what) in [
+            (rev_with("lb02", "lb01", "billing", ""), "branch label \"billing\" is used by more than one revision"),
+            (rev_with("lb02", "lb01", "lc01", ""), "branch label \"lc01\" is also the id of a revision"),
+            (rev_with("billing", "lb01", "", ""), "branch label \"billing\" is also the id of a revision"),
+        ] {
+            let (code, message) = load_error(&source);
+            assert_eq!(code, ERRCODE_DUPLICATE_OBJECT, "{message}");
+            assert!(message.contains(what), "{message}");
+        }
+        // Its own label again, on reload, is no clash.
+        load(&rev_with("lb01", "lc04", "billing", ""));
+        assert_eq!(count("SELECT count(*) FROM migrate.revisions WHERE revision_id LIKE 'l%'"), 7);
+    }
+
+    /// The current heads as the graph computes them (migrate_history's is_current).
+    fn heads_from_graph() -> Option<String> {
+        text("SELECT string_agg(revision, ',' ORDER BY revision) FROM migrate_history() WHERE is_current")
+    }
+
+    fn heads_kept() -> Option<String> {
+        text("SELECT string_agg(revision, ',' ORDER BY revision) FROM migrate_current()")
+    }
+
+    /// migrate.applied_heads stays exactly what the graph says, whoever writes
+    /// migrate.applied or migrate.revisions and however.
+    #[pg_test]
+    fn applied_heads_follow_every_change_of_the_applied_state_and_the_graph() {
+        load(&rev_with("hd01", "", "", ""));
+        load(&rev_with("hd02", "hd01", "", ""));
+        load(&rev_with("hd03", "hd01", "", ""));
+        load(&rev_with("hd04", "hd02, hd03", "", ""));
+        load(&rev_with("hd05", "hd04", "", "hd01"));
+        let same = |step: &str, expected: &str| {
+            assert_eq!(heads_kept(), heads_from_graph(), "after {step}");
+            assert_eq!(heads_kept().unwrap_or_default(), expected, "after {step}");
+        };
+        same("nothing applied", "");
+        Spi::run("SELECT * FROM migrate_upgrade('hd02')").unwrap();
+        same("upgrade to hd02", "hd02");
+        Spi::run("SELECT * FROM migrate_upgrade('hd03')").unwrap();
+        same("upgrade to hd03", "hd02,hd03");
+        Spi::run("SELECT * FROM migrate_upgrade('head')").unwrap();
+        same("upgrade to head", "hd05");
+        Spi::run("SELECT * FROM migrate_downgrade('hd04')").unwrap();
+        same("downgrade to hd04", "hd04");
+        Spi::run("SELECT * FROM migrate_downgrade('hd02')").unwrap();
+        same("downgrade of the merge", "hd02,hd03");
+        Spi::run("SELECT * FROM migrate_stamp('hd05')").unwrap();
+        same("stamp", "hd05");
+        // Hand edits of migrate.applied.
+        Spi::run("DELETE FROM migrate.applied WHERE revision_id = 'hd05'").unwrap();
+        same("a hand delete", "hd04");
+        Spi::run("INSERT INTO migrate.applied (revision_id, applied_at, applied_by, method)
+                  VALUES ('zz99', now(), 'x', 'stamp')").unwrap();
+        same("a hand insert of an unknown revision", "hd04,zz99");
+        // The graph changing under applied revisions.
+        load(&rev_with("zz99", "hd04", "", ""));
+        same("loading the unknown revision as a child", "zz99");
+        Spi::run("DELETE FROM migrate.revisions WHERE revision_id = 'zz99'").unwrap();
+        same("deleting its definition", "hd04,zz99");
+        Spi::run("UPDATE migrate.revisions SET down_revisions = '{hd02}' WHERE revision_id = 'hd04'").unwrap();
+        same("re-parenting hd04", "hd03,hd04,zz99");
+        Spi::run("UPDATE migrate.applied SET revision_id = 'hd05' WHERE revision_id = 'zz99'").unwrap();
+        same("renaming an applied row", "hd03,hd05");
+        Spi::run("SELECT * FROM migrate_stamp('hd01', purge => true)").unwrap();
+        same("stamp with purge", "hd01");
+        Spi::run("TRUNCATE migrate.revisions").unwrap();
+        same("truncating the definitions", "hd01");
+        assert_eq!(text("SELECT message FROM migrate_current()").as_deref(), Some("(no definition loaded)"));
+        Spi::run("TRUNCATE migrate.applied").unwrap();
+        same("truncating the applied state", "");
+    }
 }
