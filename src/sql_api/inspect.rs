@@ -7,6 +7,7 @@ use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 
 use crate::errors::raise_graph_error;
+use crate::revisions::graph::RevisionNode;
 use crate::store::{self, AppliedRow, LoadedGraph};
 
 fn state() -> (LoadedGraph, HashMap<String, AppliedRow>) {
@@ -49,6 +50,40 @@ fn migrate_current() -> TableIterator<
     TableIterator::new(rows)
 }
 
+/// The columns of migrate_history(), shared with its range form.
+pub(crate) type HistoryRow = (
+    String,
+    Vec<String>,
+    String,
+    Vec<String>,
+    Vec<String>,
+    bool,
+    bool,
+    Option<TimestampWithTimeZone>,
+    Option<String>,
+);
+
+/// A loaded revision's migrate_history() row.
+pub(crate) fn history_row(
+    id: &str,
+    node: &RevisionNode,
+    is_head: bool,
+    is_current: bool,
+    applied: Option<&AppliedRow>,
+) -> HistoryRow {
+    (
+        id.to_string(),
+        node.parents.clone(),
+        node.message.clone(),
+        node.branch_labels.clone(),
+        node.depends_on.clone(),
+        is_head,
+        is_current,
+        applied.map(|r| r.applied_at),
+        applied.map(|r| r.applied_by.clone()),
+    )
+}
+
 /// The whole graph in upgrade order, one row per revision.
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]
@@ -75,18 +110,7 @@ fn migrate_history() -> TableIterator<
     for id in loaded.graph.topo_order() {
         pgrx::check_for_interrupts!();
         let Some(node) = loaded.graph.get(id) else { continue };
-        let row = applied.get(id);
-        rows.push((
-            id.to_string(),
-            node.parents.clone(),
-            node.message.clone(),
-            node.branch_labels.clone(),
-            node.depends_on.clone(),
-            heads.contains(id),
-            current.contains(id),
-            row.map(|r| r.applied_at),
-            row.map(|r| r.applied_by.clone()),
-        ));
+        rows.push(history_row(id, node, heads.contains(id), current.contains(id), applied.get(id)));
     }
     for id in undefined_applied(&loaded, &applied) {
         let row = &applied[id];

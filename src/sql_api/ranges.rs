@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 use crate::engine::{parse_direction, plan_steps};
 use crate::errors::{raise, raise_graph_error, OrRaise};
 use crate::revisions::range::{history, script_range, RangeError};
+use crate::sql_api::inspect::{history_row, HistoryRow};
 use crate::sql_api::scripts::offline_script;
 use crate::store::{self, AppliedRow, LoadedGraph};
 
@@ -36,17 +37,10 @@ fn required_range<'a>(range: Option<&'a str>, function: &str) -> &'a str {
     })
 }
 
-/// One revision of a history range, with what both forms show.
+/// One revision of a history range: its migrate_history() row, and what the
+/// verbose form adds.
 struct HistoryEntry {
-    revision: String,
-    parents: Vec<String>,
-    message: String,
-    branch_labels: Vec<String>,
-    depends_on: Vec<String>,
-    is_head: bool,
-    is_current: bool,
-    applied_at: Option<TimestampWithTimeZone>,
-    applied_by: Option<String>,
+    row: HistoryRow,
     checksum: String,
     file_name: Option<String>,
 }
@@ -61,20 +55,9 @@ fn history_entries(range: &str) -> Vec<HistoryEntry> {
     for id in ids {
         pgrx::check_for_interrupts!();
         let (Some(node), Some(definition)) = (loaded.graph.get(&id), loaded.definitions.get(&id)) else { continue };
-        let row = applied.get(&id);
-        entries.push(HistoryEntry {
-            parents: node.parents.clone(),
-            message: node.message.clone(),
-            branch_labels: node.branch_labels.clone(),
-            depends_on: node.depends_on.clone(),
-            is_head: loaded.graph.children(&id).is_empty(),
-            is_current: current.contains(id.as_str()),
-            applied_at: row.map(|r| r.applied_at),
-            applied_by: row.map(|r| r.applied_by.clone()),
-            checksum: definition.checksum.clone(),
-            file_name: definition.source_file.clone(),
-            revision: id,
-        });
+        let is_head = loaded.graph.children(&id).is_empty();
+        let row = history_row(&id, node, is_head, current.contains(id.as_str()), applied.get(&id));
+        entries.push(HistoryEntry { row, checksum: definition.checksum.clone(), file_name: definition.source_file.clone() });
     }
     entries
 }
@@ -99,9 +82,7 @@ fn migrate_history_range(range: Option<&str>) -> TableIterator<
     ),
 > {
     let range = required_range(range, "migrate_history");
-    TableIterator::new(history_entries(range).into_iter().map(|e| {
-        (e.revision, e.parents, e.message, e.branch_labels, e.depends_on, e.is_head, e.is_current, e.applied_at, e.applied_by)
-    }))
+    TableIterator::new(history_entries(range).into_iter().map(|e| e.row))
 }
 
 
@@ -128,7 +109,7 @@ fn migrate_history_verbose(range: default!(Option<&str>, "':'")) -> TableIterato
 > {
     let range = required_range(range, "migrate_history_verbose");
     let entries = history_entries(range);
-    let ids: Vec<String> = entries.iter().map(|e| e.revision.clone()).collect();
+    let ids: Vec<String> = entries.iter().map(|e| e.row.0.clone()).collect();
     let create_dates: HashMap<String, String> = Spi::connect(|client| {
         client
             .select(
@@ -145,17 +126,18 @@ fn migrate_history_verbose(range: default!(Option<&str>, "':'")) -> TableIterato
             .collect()
     });
     TableIterator::new(entries.into_iter().map(move |e| {
-        let create_date = create_dates.get(&e.revision).cloned();
+        let (revision, parents, message, branch_labels, depends_on, is_head, is_current, applied_at, applied_by) = e.row;
+        let create_date = create_dates.get(&revision).cloned();
         (
-            e.revision,
-            e.parents,
-            e.message,
-            e.branch_labels,
-            e.depends_on,
-            e.is_head,
-            e.is_current,
-            e.applied_at,
-            e.applied_by,
+            revision,
+            parents,
+            message,
+            branch_labels,
+            depends_on,
+            is_head,
+            is_current,
+            applied_at,
+            applied_by,
             create_date,
             e.file_name,
             e.checksum,
